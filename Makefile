@@ -1,0 +1,59 @@
+# Strata build and test entry points. `make test` is what CI runs.
+SHELL := /bin/bash
+STRATA_TOOLS ?= $(HOME)/.cache/strata-tools
+export STRATA_TOOLS
+export PATH := $(STRATA_TOOLS)/bin:$(PATH)
+export STRATA_CI ?= $(CI)
+GO ?= go
+PKGS := ./...
+# Packages whose tests exercise concurrency; `test` runs them under -race.
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all build test test-race test-short deps verify fmt vet proto proto-check bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/strata ./cmd/strata
+
+## test: install test dependencies, verify, then run every test with the race detector.
+test: deps verify
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## test-race: the race-detector run alone (no dependency install, no verify).
+test-race:
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## test-short: quick tests only, no race detector.
+test-short:
+	$(GO) test -short $(PKGS)
+
+deps:
+	@scripts/install-test-deps.sh >/dev/null
+
+## verify: gofmt, go vet, generated code current (import layering is a test in internal/layering).
+verify: fmt vet proto-check
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+proto:
+	scripts/gen-proto.sh
+
+proto-check:
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	scripts/gen-proto.sh $$tmp; \
+	for f in $$(cd $$tmp && find . -name '*.go'); do \
+		cmp -s $$tmp/$$f $$f || { echo "generated code is stale: $$f (run make proto)"; exit 1; }; \
+	done; echo "generated code is current"
+
+## bench: storage benchmarks (see docs/performance.md for how to read them).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./bookie/ ./ledger/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,105 @@
+// Package testutil holds helpers shared by Strata's tests: polling, free
+// ports, and one embedded etcd per test binary.
+package testutil
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/metadata"
+)
+
+// WaitFor polls cond until it returns nil or timeout passes, then fails the
+// test with the last error. Use it instead of sleeps.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+var shared struct {
+	once sync.Once
+	dir  string
+	etcd *metadata.Embedded
+	err  error
+}
+
+// Main runs the package's tests and then stops the shared etcd. Call it from
+// TestMain in packages that use Etcd.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared.etcd != nil {
+		shared.etcd.Close()
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// EtcdEndpoints returns the endpoints of an embedded etcd shared by every test
+// of the binary, starting it on first use.
+func EtcdEndpoints(t testing.TB) []string {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "strata-etcd-")
+		if shared.err != nil {
+			return
+		}
+		shared.etcd, shared.err = metadata.StartEmbedded(metadata.EmbedConfig{
+			Dir: shared.dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true,
+		})
+	})
+	if shared.err != nil {
+		t.Fatalf("embedded etcd: %v", shared.err)
+	}
+	return shared.etcd.Endpoints()
+}
+
+var rootSeq struct {
+	sync.Mutex
+	n int
+}
+
+// Store returns a metadata store on the shared etcd with a root prefix unique
+// to this test, closed when the test ends.
+func Store(t testing.TB) (metadata.Store, metadata.EtcdConfig) {
+	t.Helper()
+	rootSeq.Lock()
+	rootSeq.n++
+	n := rootSeq.n
+	rootSeq.Unlock()
+	cfg := metadata.EtcdConfig{
+		Endpoints: EtcdEndpoints(t),
+		Root:      fmt.Sprintf("/t%d-%s", n, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())),
+	}
+	s, err := metadata.NewEtcdStore(cfg)
+	if err != nil {
+		t.Fatalf("metadata store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, cfg
+}

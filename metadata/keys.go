@@ -1,0 +1,44 @@
+package metadata
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Key layout, relative to the store root (see docs/metadata.md). Configuration
+// store keys are global (shared by geo-replicated clusters); local store keys
+// belong to one cluster. By default both live in the same etcd.
+const (
+	// Configuration store.
+	ClustersPrefix          = "/clusters/"           // {cluster} -> ClusterData JSON
+	TenantsPrefix           = "/tenants/"            // {tenant} -> TenantInfo JSON
+	NamespacesPrefix        = "/namespaces/"         // {tenant}/{ns} -> Policies JSON
+	PartitionedTopicsPrefix = "/partitioned-topics/" // {tenant}/{ns}/{topic} -> {partitions}
+
+	// Local store.
+	LedgersPrefix        = "/ledgers/"         // {id} -> ledger metadata JSON
+	ManagedLedgersPrefix = "/managed-ledgers/" // {tenant}/{ns}/{topic} -> ledger list
+	CursorsPrefix        = "/cursors/"         // {tenant}/{ns}/{topic}/{sub} -> cursor state
+	BookiesPrefix        = "/bookies/"         // {id} -> lease-bound registration
+	CookiesPrefix        = "/cookies/"         // {bookie id} -> cookie JSON
+	BrokersPrefix        = "/brokers/"         // {id} -> lease-bound registration
+	OwnershipPrefix      = "/ownership/"       // {tenant}/{ns}/{bundle} -> lease-bound owner
+	LedgerIDKey          = "/id/ledger"        // ledger id counter
+	InstanceIDKey        = "/instanceid"       // cluster instance id (checked by bookie cookies)
+)
+
+// LedgerKey is the key of a ledger's metadata. Ids are zero-padded so that
+// keys list in numeric order.
+func LedgerKey(id int64) string { return fmt.Sprintf("%s%019d", LedgersPrefix, id) }
+
+// ParseLedgerKey extracts the id from a key returned by listing LedgersPrefix.
+func ParseLedgerKey(key string) (int64, error) {
+	return strconv.ParseInt(strings.TrimPrefix(key, LedgersPrefix), 10, 64)
+}
+
+// BookieKey is the registration key of a bookie.
+func BookieKey(id string) string { return BookiesPrefix + id }
+
+// CookieKey is the cookie key of a bookie.
+func CookieKey(id string) string { return CookiesPrefix + id }
