@@ -22,6 +22,9 @@ type EmbedConfig struct {
 	PeerAddr string
 	// StartTimeout bounds start-up; 30 s when zero.
 	StartTimeout time.Duration
+	// LogLevel of etcd's own logs (debug, info, warn, error, panic, fatal);
+	// default "error".
+	LogLevel string
 	// UnsafeNoFsync disables etcd's fsyncs. Only for tests that do not depend
 	// on etcd surviving a machine crash.
 	UnsafeNoFsync bool
@@ -61,7 +64,7 @@ func StartEmbedded(cfg EmbedConfig) (*Embedded, error) {
 	ec.ListenPeerUrls = []url.URL{*peerURL}
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = ec.InitialClusterFromName(name)
-	ec.LogLevel = "error"
+	ec.LogLevel = orDefault(cfg.LogLevel, "error")
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
 	// Keep a day of history for watchers; compacting bounds the db size.
 	ec.AutoCompactionMode = embed.CompactorModePeriodic

@@ -70,7 +70,7 @@ func EtcdEndpoints(t testing.TB) []string {
 			return
 		}
 		shared.etcd, shared.err = metadata.StartEmbedded(metadata.EmbedConfig{
-			Dir: shared.dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true,
+			Dir: shared.dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true, LogLevel: "panic",
 		})
 	})
 	if shared.err != nil {

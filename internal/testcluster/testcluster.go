@@ -1,0 +1,221 @@
+// Package testcluster runs Strata components in-process for tests: an
+// embedded etcd (shared per test binary, a unique key root per cluster) and
+// bookies on loopback ports in temporary directories, each of which can be
+// killed, stopped and restarted on the same address and data.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/bookie"
+	"github.com/strata-mq/strata/internal/testutil"
+	"github.com/strata-mq/strata/ledger"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// Config describes a cluster.
+type Config struct {
+	// Bookies to start.
+	Bookies int
+	// BookieOptions adjusts the options of bookie i before it starts (each
+	// start, including restarts).
+	BookieOptions func(i int, o *bookie.Options)
+}
+
+// Cluster is a running test cluster. Close is registered with t.Cleanup.
+type Cluster struct {
+	t     testing.TB
+	cfg   Config
+	Store metadata.Store
+	Etcd  metadata.EtcdConfig
+	Log   *slog.Logger
+
+	mu      sync.Mutex
+	bookies []*BookieNode
+}
+
+// BookieNode is one bookie of the cluster.
+type BookieNode struct {
+	Index int
+	Dir   string
+	Addr  string
+	B     *bookie.Bookie // nil while stopped
+}
+
+// New starts a cluster.
+func New(t testing.TB, cfg Config) *Cluster {
+	t.Helper()
+	store, ecfg := testutil.Store(t)
+	c := &Cluster{t: t, cfg: cfg, Store: store, Etcd: ecfg, Log: TestLogger(t)}
+	for i := 0; i < cfg.Bookies; i++ {
+		c.AddBookie()
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// TestLogger logs to the test log at warn level (set STRATA_TEST_LOG=debug
+// for everything).
+func TestLogger(t testing.TB) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("STRATA_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	defer func() { recover() }() // the test may have ended
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}
+
+// AddBookie starts one more bookie and returns its index.
+func (c *Cluster) AddBookie() int {
+	c.t.Helper()
+	c.mu.Lock()
+	n := &BookieNode{Index: len(c.bookies), Dir: filepath.Join(c.t.TempDir(), "bookie"), Addr: testutil.FreeAddr(c.t)}
+	c.bookies = append(c.bookies, n)
+	c.mu.Unlock()
+	if err := c.StartBookie(n.Index); err != nil {
+		c.t.Fatalf("start bookie %d: %v", n.Index, err)
+	}
+	return n.Index
+}
+
+// BookieOptions returns the options bookie i starts with.
+func (c *Cluster) BookieOptions(i int) bookie.Options {
+	n := c.node(i)
+	o := bookie.Options{
+		ListenAddr: n.Addr, DataDir: n.Dir, Metadata: c.Store, Logger: c.Log,
+		SessionTTL: 2 * time.Second, DiskCheckInterval: 100 * time.Millisecond, GCInterval: time.Hour,
+	}
+	if c.cfg.BookieOptions != nil {
+		c.cfg.BookieOptions(i, &o)
+	}
+	return o
+}
+
+// StartBookie starts (or restarts) bookie i on its address and directory.
+func (c *Cluster) StartBookie(i int) error {
+	n := c.node(i)
+	if n.B != nil {
+		return fmt.Errorf("bookie %d already running", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bookie.New(ctx, c.BookieOptions(i))
+	if err != nil {
+		return err
+	}
+	if err := b.Start(); err != nil {
+		b.Close()
+		return err
+	}
+	c.mu.Lock()
+	n.B = b
+	c.mu.Unlock()
+	c.WaitBookieRegistered(i)
+	return nil
+}
+
+// WaitBookieRegistered waits until bookie i is registered in metadata.
+func (c *Cluster) WaitBookieRegistered(i int) {
+	id := c.node(i).Addr
+	testutil.WaitFor(c.t, 15*time.Second, func() error {
+		_, err := c.Store.Get(context.Background(), metadata.BookieKey(id))
+		return err
+	})
+}
+
+// KillBookie stops bookie i abruptly: connections drop and its registration
+// expires only after the session TTL, as after a crash.
+func (c *Cluster) KillBookie(i int) {
+	n := c.node(i)
+	if n.B != nil {
+		n.B.Kill()
+		c.mu.Lock()
+		n.B = nil
+		c.mu.Unlock()
+	}
+}
+
+// StopBookie stops bookie i gracefully.
+func (c *Cluster) StopBookie(i int) {
+	n := c.node(i)
+	if n.B != nil {
+		n.B.Close()
+		c.mu.Lock()
+		n.B = nil
+		c.mu.Unlock()
+	}
+}
+
+// RestartBookie kills and restarts bookie i.
+func (c *Cluster) RestartBookie(i int) {
+	c.t.Helper()
+	c.KillBookie(i)
+	if err := c.StartBookie(i); err != nil {
+		c.t.Fatalf("restart bookie %d: %v", i, err)
+	}
+}
+
+// Bookie returns node i.
+func (c *Cluster) Bookie(i int) *BookieNode { return c.node(i) }
+
+// BookieIndex returns the index of the bookie with the given id (address).
+func (c *Cluster) BookieIndex(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.bookies {
+		if n.Addr == id {
+			return n.Index
+		}
+	}
+	return -1
+}
+
+func (c *Cluster) node(i int) *BookieNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bookies[i]
+}
+
+// LedgerClient returns a ledger client on the cluster, closed at cleanup.
+func (c *Cluster) LedgerClient(adjust ...func(*ledger.ClientOptions)) *ledger.Client {
+	opts := ledger.ClientOptions{Metadata: c.Store, Logger: c.Log, AddTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second}
+	for _, a := range adjust {
+		a(&opts)
+	}
+	lc, err := ledger.NewClient(opts)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { lc.Close() })
+	return lc
+}
+
+// Close stops every component.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	nodes := append([]*BookieNode(nil), c.bookies...)
+	c.mu.Unlock()
+	for _, n := range nodes {
+		if n.B != nil {
+			n.B.Close()
+			n.B = nil
+		}
+	}
+}
