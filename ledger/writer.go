@@ -387,4 +387,3 @@ func (w *Writer) Read(ctx context.Context, first, last int64) ([]Entry, error) {
 	}
 	return w.c.read(ctx, md, first, last)
 }
-

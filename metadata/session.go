@@ -43,4 +43,3 @@ func (s *Session) Close() error { return s.s.Close() }
 // expire after the TTL as if the process had died. Tests use it to simulate a
 // crash.
 func (s *Session) Orphan() { s.s.Orphan() }
-
