@@ -1,0 +1,457 @@
+package offload
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+)
+
+// Defaults of ReaderOptions.
+const (
+	// DefaultReadAheadBytes is ReaderOptions.ReadAheadBytes when 0.
+	DefaultReadAheadBytes = 16 << 20
+	// DefaultReadAheadStreams is ReaderOptions.ReadAheadStreams when 0.
+	DefaultReadAheadStreams = 2
+	// DefaultIOBufferSize is ReaderOptions.IOBufferSize when 0.
+	DefaultIOBufferSize = 256 << 10
+
+	// maxPaddingCheck: padding up to this long is read and checked; a
+	// longer tail is skipped by ending the ranged GET early.
+	maxPaddingCheck = 1 << 20
+)
+
+// ReaderOptions tune a LedgerReader.
+type ReaderOptions struct {
+	// ReadAheadBytes bounds, over all read-ahead streams of the reader,
+	// the entry bytes (payload + FrameHeaderLen each) fetched and decoded
+	// ahead of the callers. Each stream gets an equal share; a stream may
+	// exceed its share only by holding a single entry larger than it.
+	// Default DefaultReadAheadBytes.
+	ReadAheadBytes int64
+	// ReadAheadStreams is the number of sequential readers (cursors) the
+	// reader prefetches for at once; a further concurrent reader is served
+	// without read-ahead. Default DefaultReadAheadStreams.
+	ReadAheadStreams int
+	// DisableReadAhead serves every Read with its own ranged GETs and
+	// nothing more (random access).
+	DisableReadAhead bool
+	// IOBufferSize is the buffer on each ranged GET, in bytes; it adds to
+	// the memory per stream. Default DefaultIOBufferSize.
+	IOBufferSize int
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *ReaderOptions) EnsureDefaults() {
+	if o.ReadAheadBytes == 0 {
+		o.ReadAheadBytes = DefaultReadAheadBytes
+	}
+	if o.ReadAheadStreams == 0 {
+		o.ReadAheadStreams = DefaultReadAheadStreams
+	}
+	if o.IOBufferSize == 0 {
+		o.IOBufferSize = DefaultIOBufferSize
+	}
+}
+
+// Validate reports the first invalid field.
+func (o *ReaderOptions) Validate() error {
+	switch {
+	case o.ReadAheadBytes < 0:
+		return fmt.Errorf("%w: ReadAheadBytes %d must be >= 0", ErrInvalidArgument, o.ReadAheadBytes)
+	case o.ReadAheadStreams < 1:
+		return fmt.Errorf("%w: ReadAheadStreams %d must be >= 1", ErrInvalidArgument, o.ReadAheadStreams)
+	case o.IOBufferSize < 4096:
+		return fmt.Errorf("%w: IOBufferSize %d must be >= 4096", ErrInvalidArgument, o.IOBufferSize)
+	}
+	return nil
+}
+
+// LedgerReader reads an offloaded ledger. It holds the validated index and
+// up to ReadAheadStreams read-ahead streams: a Read that continues where an
+// earlier Read stopped is served from that stream's prefetched entries
+// while the stream's goroutine fetches and decodes further blocks.
+//
+// Every byte returned has passed its frame checksum, and every block its
+// header checksum and a match against the index; damage is reported as
+// ErrCorrupt, never as wrong data. Safe for concurrent use. Open once and
+// cache; Close when done.
+type LedgerReader struct {
+	store             BlobStore
+	dataKey, indexKey string
+	idx               *ledgerIndex
+	opts              ReaderOptions
+	streamBudget      int64
+
+	ctx    context.Context // done when the reader is closed
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every background goroutine
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		idle   []*stream // streams not in use, least recently used first
+		leased int       // streams in use by a Read
+	}
+}
+
+// OpenLedger fetches and validates the index object, checks that the data
+// object exists with the size and format version the index expects, and
+// returns a reader. A missing object is ErrNotFound, a foreign format
+// version ErrUnsupportedVersion, a damaged or truncated one ErrCorrupt.
+func OpenLedger(ctx context.Context, store BlobStore, dataKey, indexKey string, opts ReaderOptions) (*LedgerReader, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	wrap := func(err error) error { return fmt.Errorf("open offloaded ledger %q: %w", indexKey, err) }
+
+	info, err := store.Head(ctx, indexKey)
+	if err != nil {
+		return nil, wrap(fmt.Errorf("index: %w", err))
+	}
+	if err := checkObjectMeta("index", indexKey, info.Metadata); err != nil {
+		return nil, wrap(err)
+	}
+	if info.Size > maxIndexSize {
+		return nil, wrap(fmt.Errorf("index object is %d bytes, limit %d: %w", info.Size, maxIndexSize, ErrCorrupt))
+	}
+	body, err := store.GetRange(ctx, indexKey, 0, -1)
+	if err != nil {
+		return nil, wrap(fmt.Errorf("index: %w", err))
+	}
+	raw, err := io.ReadAll(io.LimitReader(body, maxIndexSize+1))
+	body.Close()
+	if err != nil {
+		return nil, wrap(fmt.Errorf("read index: %w", err))
+	}
+	if int64(len(raw)) != info.Size {
+		return nil, wrap(fmt.Errorf("index object read %d bytes, its size is %d: %w", len(raw), info.Size, ErrCorrupt))
+	}
+	idx, err := decodeIndex(raw)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if err := checkLedgerIDMeta("index", indexKey, info.Metadata, idx.ledgerID); err != nil {
+		return nil, wrap(err)
+	}
+
+	dinfo, err := store.Head(ctx, dataKey)
+	if err != nil {
+		return nil, wrap(fmt.Errorf("data object: %w", err))
+	}
+	if err := checkObjectMeta("data", dataKey, dinfo.Metadata); err != nil {
+		return nil, wrap(err)
+	}
+	if err := checkLedgerIDMeta("data", dataKey, dinfo.Metadata, idx.ledgerID); err != nil {
+		return nil, wrap(err)
+	}
+	if dinfo.Size != idx.dataLen {
+		return nil, wrap(fmt.Errorf("data object %q is %d bytes, the index says %d (truncated or replaced): %w", dataKey, dinfo.Size, idx.dataLen, ErrCorrupt))
+	}
+
+	r := &LedgerReader{
+		store:        store,
+		dataKey:      dataKey,
+		indexKey:     indexKey,
+		idx:          idx,
+		opts:         opts,
+		streamBudget: max(opts.ReadAheadBytes/int64(opts.ReadAheadStreams), 1),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+func checkLedgerIDMeta(what, key string, meta map[string]string, id int64) error {
+	if v, ok := meta[MetaLedgerID]; ok && v != strconv.FormatInt(id, 10) {
+		return fmt.Errorf("%s object %q is labelled ledger %s, the index says %d: %w", what, key, v, id, ErrCorrupt)
+	}
+	return nil
+}
+
+// LedgerID returns the ledger's id.
+func (r *LedgerReader) LedgerID() int64 { return r.idx.ledgerID }
+
+// LastEntryID returns the ledger's last entry id (-1 when empty).
+func (r *LedgerReader) LastEntryID() int64 { return r.idx.lastEntryID }
+
+// Length returns the sum of the ledger's payload lengths in bytes.
+func (r *LedgerReader) Length() int64 { return r.idx.length }
+
+// Metadata returns a copy of the opaque ledger metadata stored at offload.
+func (r *LedgerReader) Metadata() []byte { return bytes.Clone(r.idx.metadata) }
+
+// Read returns entries first..last (inclusive), in order. The range must
+// lie within [0, LastEntryID] (else ErrEntryOutOfRange). A Read starting
+// right after where an earlier Read ended continues that read-ahead stream.
+// The returned payloads belong to the caller.
+func (r *LedgerReader) Read(ctx context.Context, first, last int64) ([]Entry, error) {
+	if first < 0 || first > last || last > r.idx.lastEntryID {
+		return nil, fmt.Errorf("read entries %d..%d of ledger %d (last entry %d): %w", first, last, r.idx.ledgerID, r.idx.lastEntryID, ErrEntryOutOfRange)
+	}
+	s, err := r.acquire(first)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	if s == nil {
+		out, err = r.readDirect(ctx, first, last)
+	} else {
+		out, err = s.take(ctx, first, last)
+		r.release(s, err)
+	}
+	if err != nil {
+		if r.ctx.Err() != nil {
+			err = ErrClosed
+		}
+		return nil, fmt.Errorf("read entries %d..%d of ledger %d: %w", first, last, r.idx.ledgerID, err)
+	}
+	return out, nil
+}
+
+// Close stops every read-ahead stream and waits for their goroutines.
+// Reads in progress fail with ErrClosed.
+func (r *LedgerReader) Close() error {
+	r.mu.Lock()
+	if r.mu.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.mu.closed = true
+	r.mu.idle = nil
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// acquire leases the stream that can serve a Read from first: one whose
+// next entry is first, or one a little behind it (same or previous block)
+// that will skip forward. Else it starts a new stream, evicting the least
+// recently used idle one when at the limit. It returns nil when the Read
+// should go without read-ahead.
+func (r *LedgerReader) acquire(first int64) (*stream, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.closed {
+		return nil, ErrClosed
+	}
+	best := -1
+	fb := r.idx.findBlock(first)
+	for i, s := range r.mu.idle {
+		if s.next > first {
+			continue
+		}
+		if s.next == first {
+			best = i
+			break
+		}
+		if sb := r.idx.findBlock(s.next); (sb == fb || sb+1 == fb) && (best < 0 || s.next > r.mu.idle[best].next) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		s := r.mu.idle[best]
+		r.mu.idle = append(r.mu.idle[:best], r.mu.idle[best+1:]...)
+		r.mu.leased++
+		return s, nil
+	}
+	if r.opts.DisableReadAhead {
+		return nil, nil
+	}
+	if len(r.mu.idle)+r.mu.leased >= r.opts.ReadAheadStreams {
+		if len(r.mu.idle) == 0 {
+			return nil, nil // every stream is busy: read directly
+		}
+		r.mu.idle[0].stop()
+		r.mu.idle = r.mu.idle[1:]
+	}
+	s := newStream(r, first)
+	r.mu.leased++
+	// r.mu is held and the reader is open, so Close's Wait comes after.
+	r.wg.Go(s.run)
+	return s, nil
+}
+
+// release returns a leased stream; a failed one is dropped.
+func (r *LedgerReader) release(s *stream, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mu.leased--
+	if err != nil || r.mu.closed || s.failed() {
+		s.stop()
+		return
+	}
+	r.mu.idle = append(r.mu.idle, s)
+}
+
+// readDirect serves a Read with ranged GETs of just the blocks it needs.
+func (r *LedgerReader) readDirect(ctx context.Context, first, last int64) ([]Entry, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.ctx, cancel)() // Close interrupts direct reads too
+	out := make([]Entry, 0, last-first+1)
+	sink := &sliceSink{out: out}
+	br := bufio.NewReaderSize(nil, r.opts.IOBufferSize)
+	for b := r.idx.findBlock(first); len(sink.out) < cap(out); b++ {
+		if b >= len(r.idx.blocks) {
+			return nil, fmt.Errorf("entries %d..%d: ran out of blocks: %w", first, last, ErrCorrupt)
+		}
+		if err := r.scanBlock(ctx, br, b, first, last, sink); err != nil {
+			return nil, err
+		}
+	}
+	return sink.out, nil
+}
+
+// entrySink receives the entries scanBlock decodes.
+type entrySink interface {
+	// reserve is called with an entry's size (payload + FrameHeaderLen)
+	// before its payload is read, and may wait for room.
+	reserve(ctx context.Context, n int64) error
+	// emit takes a decoded, verified entry.
+	emit(e Entry)
+}
+
+type sliceSink struct{ out []Entry }
+
+func (s *sliceSink) reserve(context.Context, int64) error { return nil }
+func (s *sliceSink) emit(e Entry)                         { s.out = append(s.out, e) }
+
+// scanBlock fetches block b with one ranged GET, checks its header against
+// the index, and decodes its frames in order, verifying each checksum and
+// entry id. Entries from..to are passed to sink (earlier ones are checked
+// and dropped); it returns after entry to or at the end of the block.
+func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, from, to int64, sink entrySink) error {
+	blk := r.idx.blocks[b]
+	where := func(format string, args ...any) string {
+		return fmt.Sprintf("block %d (offset %d) of %q: ", b, blk.offset, r.dataKey) + fmt.Sprintf(format, args...)
+	}
+	corrupt := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %w", where(format, args...), ErrCorrupt)
+	}
+	body, err := r.store.GetRange(ctx, r.dataKey, blk.offset, blk.length)
+	if err != nil {
+		if errors.Is(err, ErrInvalidRange) || errors.Is(err, ErrNotFound) {
+			return r.shortRead(ctx, where("fetch"), blk, err)
+		}
+		return fmt.Errorf("%s: %w", where("fetch"), err)
+	}
+	defer body.Close()
+	br.Reset(body)
+	defer br.Reset(nil)
+
+	var hdr [BlockHeaderLen]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return r.shortRead(ctx, where("header"), blk, err)
+	}
+	h, err := decodeBlockHeader(hdr[:])
+	if err != nil {
+		return fmt.Errorf("%s: %w", where("header"), err)
+	}
+	switch {
+	case h.blockLen != blk.length:
+		return corrupt("header says %d bytes, index %d", h.blockLen, blk.length)
+	case h.firstEntryID != blk.firstEntryID:
+		return corrupt("header says first entry %d, index %d", h.firstEntryID, blk.firstEntryID)
+	case h.ledgerID != r.idx.ledgerID:
+		return corrupt("header says ledger %d, index %d", h.ledgerID, r.idx.ledgerID)
+	case h.blockIndex != uint32(b):
+		return corrupt("header says block %d", h.blockIndex)
+	}
+
+	used := int64(BlockHeaderLen)
+	var fh [FrameHeaderLen]byte
+	var scratch []byte
+	n := r.idx.blockEntries(b)
+	for i := range n {
+		id := blk.firstEntryID + i
+		if _, err := io.ReadFull(br, fh[:]); err != nil {
+			return r.shortRead(ctx, where("entry %d", id), blk, err)
+		}
+		plen := int64(int32(be32(fh[0:])))
+		if got := int64(be64(fh[4:])); got != id {
+			return corrupt("frame %d holds entry id %d, want %d", i, got, id)
+		}
+		if plen < 0 || used+FrameHeaderLen+plen > blk.length {
+			return corrupt("entry %d: length %d overruns the block", id, plen)
+		}
+		emit := id >= from
+		var payload []byte
+		if emit {
+			if err := sink.reserve(ctx, FrameHeaderLen+plen); err != nil {
+				return err
+			}
+			payload = make([]byte, plen)
+		} else {
+			if int64(cap(scratch)) < plen {
+				scratch = make([]byte, plen)
+			}
+			payload = scratch[:plen]
+		}
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return r.shortRead(ctx, where("entry %d", id), blk, err)
+		}
+		if got, want := be32(fh[12:]), frameCRC(fh[:], payload); got != want {
+			return corrupt("entry %d: checksum %#08x, computed %#08x", id, got, want)
+		}
+		used += FrameHeaderLen + plen
+		if emit {
+			sink.emit(Entry{ID: id, Payload: payload})
+			if id >= to {
+				return nil
+			}
+		}
+	}
+	// The rest of the block is padding. Check it when it is short; a long
+	// tail (after a large entry did not fit) is left unread.
+	if rest := blk.length - used; rest > 0 && rest <= maxPaddingCheck {
+		for rest > 0 {
+			chunk, err := br.Peek(int(min(rest, int64(br.Size()))))
+			if err != nil {
+				return r.shortRead(ctx, where("padding"), blk, err)
+			}
+			for _, c := range chunk {
+				if c != PaddingByte {
+					return corrupt("padding byte %#02x", c)
+				}
+			}
+			br.Discard(len(chunk))
+			rest -= int64(len(chunk))
+		}
+	}
+	return nil
+}
+
+// shortRead classifies a read that ended early: when the data object is
+// now shorter than the block needs, it is truncated (ErrCorrupt); else it
+// is an I/O error (a dropped connection) and returned as is.
+func (r *LedgerReader) shortRead(ctx context.Context, where string, blk indexBlock, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) &&
+		!errors.Is(err, ErrInvalidRange) && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	info, herr := r.store.Head(ctx, r.dataKey)
+	switch {
+	case errors.Is(herr, ErrNotFound):
+		return fmt.Errorf("%s: data object is gone: %w", where, ErrNotFound)
+	case herr == nil && info.Size < blk.offset+blk.length:
+		return fmt.Errorf("%s: data object is %d bytes, block ends at %d (truncated): %w", where, info.Size, blk.offset+blk.length, ErrCorrupt)
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func be64(b []byte) uint64 {
+	return uint64(be32(b))<<32 | uint64(be32(b[4:]))
+}
