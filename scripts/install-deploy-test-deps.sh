@@ -49,7 +49,10 @@ build() {
 	(
 		cd "$dir"
 		log "$name: resolving modules (go mod tidy)"
-		nice -n 19 go mod tidy >/dev/null
+		if ! nice -n 19 go mod tidy >tidy.log 2>&1; then
+			cat tidy.log >&2
+			exit 1
+		fi
 		log "$name: building $pkg (go build -p $BUILD_P)"
 		nice -n 19 go build -p "$BUILD_P" -trimpath -ldflags "$ldflags" -o "$BIN/$name.tmp" "$pkg"
 	)
@@ -104,8 +107,11 @@ install_kube_apiserver() {
 	# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with
 	# ./staging/src/...; a module that depends on it must replace each one with its published
 	# version instead. Read the list from k8s.io/kubernetes's own go.mod.
-	gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | jq -r .GoMod)
-	mods=$(go mod edit -json "$gomod" | jq -r '.Replace[] | select(.New.Path | startswith("./staging/")) | .Old.Path')
+	gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+	[ -f "$gomod" ] || { log "cannot download k8s.io/kubernetes@$K8S_VERSION's go.mod"; exit 1; }
+	# Lines "k8s.io/x => ./staging/src/k8s.io/x", inside a replace block or after "replace".
+	mods=$(awk '{ if ($1 == "replace") { $1 = ""; $0 = $0 } }
+		$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod")
 	[ -n "$mods" ] || { log "no staging replacements found in $gomod"; exit 1; }
 	{
 		printf 'module strata.local/tools/kube-apiserver\n\ngo 1.26.0\n\n'
@@ -122,18 +128,7 @@ install_kube_apiserver() {
 	mark kube-apiserver "$K8S_VERSION"
 }
 
-need() { command -v "$1" >/dev/null 2>&1 || { log "$1 is required"; exit 1; }; }
-need go
-if ! command -v jq >/dev/null 2>&1; then
-	if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-		log "apt-get install jq"
-		apt-get install -y -qq jq >/dev/null 2>&1 ||
-			{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq jq >/dev/null; }
-	else
-		log "jq is missing (apt-get install jq)"
-		exit 1
-	fi
-fi
+command -v go >/dev/null 2>&1 || { log "go is required"; exit 1; }
 
 install_helm
 install_etcd
