@@ -112,9 +112,9 @@ type serviceMonitor struct {
 // The only kinds the chart may produce, each decoded into its API type. A new kind in the chart
 // must be added here, with the type it must decode into.
 var (
-	scheme         = runtime.NewScheme()
-	strictDecoder  runtime.Decoder
-	allowedKinds   = map[string]bool{}
+	scheme           = runtime.NewScheme()
+	strictDecoder    runtime.Decoder
+	allowedKinds     = map[string]bool{}
 	serviceMonitorGV = "monitoring.coreos.com/v1"
 )
 

@@ -18,10 +18,10 @@ const installScript = "scripts/install-deploy-test-deps.sh"
 
 // Paths inside the repository, relative to this package's directory.
 var (
-	repoRoot  = filepath.Join("..", "..")
-	chartDir  = filepath.Join("..", "helm", "strata")
-	ciDir     = filepath.Join("..", "helm", "ci")
-	badDir    = filepath.Join("testdata", "bad")
+	repoRoot = filepath.Join("..", "..")
+	chartDir = filepath.Join("..", "helm", "strata")
+	ciDir    = filepath.Join("..", "helm", "ci")
+	badDir   = filepath.Join("testdata", "bad")
 	// kubeVersion is the Kubernetes version `helm template` renders for: the kube-apiserver's.
 	kubeVersion = "1.37.2"
 )
