@@ -30,6 +30,12 @@ func (q *callbackQueue) push(fn func(int64, error), entryID int64, err error) {
 		return
 	}
 	q.mu.Lock()
+	if q.closed {
+		// Nothing ordered remains after close; never leave a caller waiting.
+		q.mu.Unlock()
+		go fn(entryID, err)
+		return
+	}
 	q.items = append(q.items, callback{fn, entryID, err})
 	q.mu.Unlock()
 	select {

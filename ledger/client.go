@@ -107,8 +107,9 @@ type CreateOptions struct {
 	Custom map[string]string
 }
 
-// masterKey derives the key bookies check on adds and fences.
-func masterKey(password []byte) []byte {
+// MasterKey derives from a ledger password the key bookies check on adds
+// and fences (HMAC-SHA1 keyed with "ledger").
+func MasterKey(password []byte) []byte {
 	m := hmac.New(sha1.New, []byte("ledger"))
 	m.Write(password)
 	return m.Sum(nil)
@@ -140,7 +141,7 @@ func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Writer, error
 		return nil, fmt.Errorf("ledger: create metadata of %d: %w", id, err)
 	}
 	md.Version = rev
-	return newWriter(c, md, masterKey(opts.Password), -1, 0, false), nil
+	return newWriter(c, md, MasterKey(opts.Password), -1, 0, false), nil
 }
 
 // Metadata reads a ledger's metadata.

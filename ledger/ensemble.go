@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -34,7 +35,11 @@ func (w *Writer) changeEnsemble() {
 		slots := slices.Sorted(maps.Keys(failed))
 		repl, err := w.c.selectBookies(ctx, len(slots), exclude)
 		if err != nil {
-			w.abortChange(fmt.Errorf("ledger %d: replace bookies %v: %w", w.id, slices.Collect(maps.Values(failed)), err))
+			err = fmt.Errorf("ledger %d: replace bookies %v: %w", w.id, slices.Collect(maps.Values(failed)), err)
+			if w.recovery && errors.Is(err, ErrNotEnoughBookies) && w.continueDegraded(err) {
+				return
+			}
+			w.abortChange(err)
 			return
 		}
 		ensemble := slices.Clone(md.lastSegment().Ensemble)
@@ -109,6 +114,32 @@ func (w *Writer) recordEnsemble(ctx context.Context, md Metadata, lac int64, ens
 		}
 		return true, apply(m)
 	})
+}
+
+// continueDegraded lets a recovery writer go on without replacements when
+// every write set still has an ack quorum of live bookies: recovery must be
+// able to close a ledger even when a bookie is gone and no spare exists. The
+// recovered tail is then under-replicated on the missing slots. A normal
+// writer never does this; it fails with ErrNotEnoughBookies instead.
+func (w *Writer) continueDegraded(cause error) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, qw, qa := w.mu.md.EnsembleSize, w.mu.md.WriteQuorum, w.mu.md.AckQuorum
+	for i := 0; i < e; i++ {
+		live := 0
+		for k := 0; k < qw; k++ {
+			if _, failed := w.mu.failed[(i+k)%e]; !failed {
+				live++
+			}
+		}
+		if live < qa {
+			return false
+		}
+	}
+	w.c.log.Warn("recovery continues without replacing failed bookies", "ledger", w.id, "cause", cause)
+	w.mu.changing = false
+	w.completeLocked()
+	return true
 }
 
 func (w *Writer) abortChange(err error) {

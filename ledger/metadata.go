@@ -78,7 +78,7 @@ func decodeMetadata(id int64, data []byte, version int64) (Metadata, error) {
 
 // segmentFor returns the segment holding entryID: the one with the greatest
 // FirstEntryID <= entryID.
-func (m *Metadata) segmentFor(entryID int64) Segment {
+func (m Metadata) segmentFor(entryID int64) Segment {
 	s := m.Segments[0]
 	for _, seg := range m.Segments[1:] {
 		if seg.FirstEntryID > entryID {
@@ -90,7 +90,7 @@ func (m *Metadata) segmentFor(entryID int64) Segment {
 }
 
 // lastSegment returns the current (last) segment.
-func (m *Metadata) lastSegment() Segment { return m.Segments[len(m.Segments)-1] }
+func (m Metadata) lastSegment() Segment { return m.Segments[len(m.Segments)-1] }
 
 // writeSet returns the ensemble slots that store entryID: (entryID+k) mod E
 // for k = 0..Qw-1. Striping uses the absolute entry id.
@@ -103,7 +103,7 @@ func writeSet(entryID int64, e, qw int) []int {
 }
 
 // WriteSet returns the bookie ids that store entryID, in replica order.
-func (m *Metadata) WriteSet(entryID int64) []string {
+func (m Metadata) WriteSet(entryID int64) []string {
 	seg := m.segmentFor(entryID)
 	ws := writeSet(entryID, m.EnsembleSize, m.WriteQuorum)
 	out := make([]string, len(ws))

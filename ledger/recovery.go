@@ -33,7 +33,7 @@ func (c *Client) OpenRecover(ctx context.Context, id int64, password []byte) (*R
 		return nil, err
 	}
 	if md.State != StateClosed {
-		if md, err = c.recover(ctx, md, masterKey(password)); err != nil {
+		if md, err = c.recover(ctx, md, MasterKey(password)); err != nil {
 			return nil, err
 		}
 	}
