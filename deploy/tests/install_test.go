@@ -35,6 +35,7 @@ func TestHelmInstallIntoAPIServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkQuietHelm(t, "install", stdout, stderr)
+			t.Logf("helm install output (NOTES):\n%s", stdout)
 
 			// What helm installed is what `helm template` renders for the same release.
 			installed := helmManifest(t, k, ns)

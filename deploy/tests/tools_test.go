@@ -72,10 +72,27 @@ func requireTool(t testing.TB, name string) string {
 	if inCI() {
 		t.Fatal(msg)
 	}
-	banner := strings.Repeat("!", 100)
-	fmt.Fprintf(os.Stderr, "\n%s\n!!! SKIPPING %s: %s\n%s\n\n", banner, t.Name(), msg, banner)
+	warnMissing(name, msg)
 	t.Skip(msg)
 	return ""
+}
+
+var warned = map[string]bool{}
+
+// warnMissing prints a banner once per missing tool. `go test ./...` hides the output of passing
+// packages, so the banner also goes to the terminal when there is one.
+func warnMissing(name, msg string) {
+	if warned[name] {
+		return
+	}
+	warned[name] = true
+	bar := strings.Repeat("!", 100)
+	banner := fmt.Sprintf("\n%s\n!!! SKIPPING the deployment tests that need %s:\n!!! %s\n%s\n\n", bar, name, msg, bar)
+	fmt.Fprint(os.Stderr, banner)
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		fmt.Fprint(tty, banner)
+		tty.Close()
+	}
 }
 
 // run executes a command with a deadline and extra environment variables, and returns its
