@@ -230,8 +230,8 @@ func (r *LedgerReader) Close() error {
 }
 
 // acquire leases the stream that can serve a Read from first: one whose
-// next entry is first, or one a little behind it (same or previous block)
-// that will skip forward. Else it starts a new stream, evicting the least
+// next entry is first, or one behind it in the same block that will skip
+// forward. Else it starts a new stream, evicting the least
 // recently used idle one when at the limit. It returns nil when the Read
 // should go without read-ahead.
 func (r *LedgerReader) acquire(first int64) (*stream, error) {
@@ -250,7 +250,9 @@ func (r *LedgerReader) acquire(first int64) (*stream, error) {
 			best = i
 			break
 		}
-		if sb := r.idx.findBlock(s.next); (sb == fb || sb+1 == fb) && (best < 0 || s.next > r.mu.idle[best].next) {
+		// Skipping forward within first's block reads only what a fresh
+		// stream would read too (blocks are scanned from their start).
+		if r.idx.findBlock(s.next) == fb && (best < 0 || s.next > r.mu.idle[best].next) {
 			best = i
 		}
 	}
