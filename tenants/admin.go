@@ -111,6 +111,8 @@ func NewAdminHandler(opts AdminOptions) (http.Handler, error) {
 	return h, nil
 }
 
+// ServeHTTP routes to the matching admin route, else to Fallback or a JSON
+// 404/405.
 func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		if h.opts.Fallback != nil {
@@ -289,6 +291,7 @@ type jsonErrorWriter struct {
 	swallow bool
 }
 
+// WriteHeader replaces 404 and 405 answers with JSON.
 func (w *jsonErrorWriter) WriteHeader(code int) {
 	if code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
 		w.swallow = true
@@ -303,6 +306,7 @@ func (w *jsonErrorWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Write drops the plain-text body of a replaced answer.
 func (w *jsonErrorWriter) Write(b []byte) (int, error) {
 	if w.swallow {
 		return len(b), nil
