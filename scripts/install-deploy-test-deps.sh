@@ -26,8 +26,9 @@ K8S_VERSION=v1.37.2
 K8S_STAGING_VERSION=v0.${K8S_VERSION#v1.}
 BUILD_P=${STRATA_BUILD_P:-1}
 
-# Never switch toolchains behind our back; build static binaries.
-export GOTOOLCHAIN=local CGO_ENABLED=0
+# Never switch toolchains behind our back, ignore any go.work or GOFLAGS of the caller, and
+# build static binaries.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off GOFLAGS=
 
 log() { echo "install-deploy-test-deps: $*" >&2; }
 
