@@ -202,13 +202,14 @@ func (c *Cache) Policies(ns naming.Namespace) (Policies, bool) {
 	return e.v.Clone(), true
 }
 
-// Namespaces returns the full names of a tenant's namespaces, sorted.
+// Namespaces returns the full names of a tenant's live namespaces (not
+// being deleted), sorted.
 func (c *Cache) Namespaces(tenant string) []string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var out []string
-	for k := range c.mu.namespaces {
-		if strings.HasPrefix(k, tenant+"/") {
+	for k, e := range c.mu.namespaces {
+		if strings.HasPrefix(k, tenant+"/") && !e.v.Deleted {
 			out = append(out, k)
 		}
 	}
