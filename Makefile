@@ -9,7 +9,7 @@ PKGS := ./...
 # Packages whose tests exercise concurrency; `test` runs them under -race.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build test test-race test-short deps verify fmt vet proto proto-check bench clean
+.PHONY: all build test test-race test-short test-deploy deps verify fmt vet proto proto-check bench clean
 
 all: build
 
@@ -19,6 +19,12 @@ build:
 ## test: install test dependencies, verify, then run every test with the race detector.
 test: deps verify
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+	cd deploy && $(GO) test -timeout 10m ./...
+
+## test-deploy: Dockerfile, compose and Helm chart tests, including an install into a kube-apiserver.
+test-deploy:
+	@scripts/install-deploy-test-deps.sh >/dev/null
+	cd deploy && $(GO) test -timeout 10m ./...
 
 ## test-race: the race-detector run alone (no dependency install, no verify).
 test-race:
@@ -40,6 +46,7 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+	cd deploy && $(GO) vet ./...
 
 proto:
 	scripts/gen-proto.sh

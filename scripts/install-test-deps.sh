@@ -45,4 +45,7 @@ goinstall protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go $PROTOC_GEN
 goinstall protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc $PROTOC_GEN_GO_GRPC
 goinstall versitygw github.com/versity/versitygw/cmd/versitygw $VERSITYGW
 
+# Deployment test tools (helm, etcd, kube-apiserver); the first run builds kube-apiserver (minutes).
+"$(dirname "$0")/install-deploy-test-deps.sh" >/dev/null
+
 echo "$BIN"
