@@ -1,7 +1,6 @@
 package offload
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,7 +17,7 @@ const (
 	// DefaultReadAheadStreams is ReaderOptions.ReadAheadStreams when 0.
 	DefaultReadAheadStreams = 2
 	// DefaultIOBufferSize is ReaderOptions.IOBufferSize when 0.
-	DefaultIOBufferSize = 256 << 10
+	DefaultIOBufferSize = 1 << 20
 
 	// maxPaddingCheck: padding up to this long is read and checked; a
 	// longer tail is skipped by ending the ranged GET early.
@@ -40,8 +39,9 @@ type ReaderOptions struct {
 	// DisableReadAhead serves every Read with its own ranged GETs and
 	// nothing more (random access).
 	DisableReadAhead bool
-	// IOBufferSize is the buffer on each ranged GET, in bytes; it adds to
-	// the memory per stream. Default DefaultIOBufferSize.
+	// IOBufferSize is the size in bytes of the chunks ranged GETs are read
+	// into; decoded payloads point into them. Up to one chunk per stream
+	// is read beyond the read-ahead budget. Default DefaultIOBufferSize.
 	IOBufferSize int
 }
 
@@ -86,6 +86,7 @@ type LedgerReader struct {
 	idx               *ledgerIndex
 	opts              ReaderOptions
 	streamBudget      int64
+	pool              *chunkPool
 
 	ctx    context.Context // done when the reader is closed
 	cancel context.CancelFunc
@@ -161,6 +162,7 @@ func OpenLedger(ctx context.Context, store BlobStore, dataKey, indexKey string, 
 		idx:          idx,
 		opts:         opts,
 		streamBudget: max(opts.ReadAheadBytes/int64(opts.ReadAheadStreams), 1),
+		pool:         newChunkPool(opts.IOBufferSize),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
@@ -187,30 +189,70 @@ func (r *LedgerReader) Metadata() []byte { return bytes.Clone(r.idx.metadata) }
 
 // Read returns entries first..last (inclusive), in order. The range must
 // lie within [0, LastEntryID] (else ErrEntryOutOfRange). A Read starting
-// right after where an earlier Read ended continues that read-ahead stream.
-// The returned payloads belong to the caller.
+// right after where an earlier Read (or ReadFunc) ended continues that
+// read-ahead stream.
+//
+// The payloads belong to the caller. Payloads of neighbouring entries may
+// share one buffer of up to IOBufferSize bytes; a caller that keeps a few
+// entries for a long time may copy them to free the rest.
 func (r *LedgerReader) Read(ctx context.Context, first, last int64) ([]Entry, error) {
 	if first < 0 || first > last || last > r.idx.lastEntryID {
-		return nil, fmt.Errorf("read entries %d..%d of ledger %d (last entry %d): %w", first, last, r.idx.ledgerID, r.idx.lastEntryID, ErrEntryOutOfRange)
+		return nil, r.rangeErr(first, last)
 	}
-	s, err := r.acquire(first)
+	out := make([]Entry, 0, last-first+1)
+	err := r.read(ctx, first, last, visitor{keep: true, fn: func(e Entry) error {
+		out = append(out, e)
+		return nil
+	}})
 	if err != nil {
 		return nil, err
 	}
-	var out []Entry
+	return out, nil
+}
+
+// ReadFunc calls fn with entries first..last in order, like Read without
+// handing over the memory: e.Payload is valid only until fn returns (copy
+// what you keep), and its buffer is then reused. A replay that hands
+// entries on (encodes them into a response, say) runs faster and without
+// garbage this way. An error from fn stops the read and is returned
+// wrapped.
+func (r *LedgerReader) ReadFunc(ctx context.Context, first, last int64, fn func(e Entry) error) error {
+	if first < 0 || first > last || last > r.idx.lastEntryID {
+		return r.rangeErr(first, last)
+	}
+	return r.read(ctx, first, last, visitor{fn: fn})
+}
+
+func (r *LedgerReader) rangeErr(first, last int64) error {
+	return fmt.Errorf("read entries %d..%d of ledger %d (last entry %d): %w", first, last, r.idx.ledgerID, r.idx.lastEntryID, ErrEntryOutOfRange)
+}
+
+// visitor receives the entries of a read. keep says the payloads escape
+// to the caller, so their chunks are never recycled.
+type visitor struct {
+	keep bool
+	fn   func(e Entry) error
+}
+
+// read serves a validated range from a read-ahead stream or directly.
+func (r *LedgerReader) read(ctx context.Context, first, last int64, visit visitor) error {
+	s, err := r.acquire(first)
+	if err != nil {
+		return err
+	}
 	if s == nil {
-		out, err = r.readDirect(ctx, first, last)
+		err = r.readDirect(ctx, first, last, visit)
 	} else {
-		out, err = s.take(ctx, first, last)
+		err = s.take(ctx, first, last, visit)
 		r.release(s, err)
 	}
 	if err != nil {
 		if r.ctx.Err() != nil {
 			err = ErrClosed
 		}
-		return nil, fmt.Errorf("read entries %d..%d of ledger %d: %w", first, last, r.idx.ledgerID, err)
+		return fmt.Errorf("read entries %d..%d of ledger %d: %w", first, last, r.idx.ledgerID, err)
 	}
-	return out, nil
+	return nil
 }
 
 // Close stops every read-ahead stream and waits for their goroutines.
@@ -291,23 +333,25 @@ func (r *LedgerReader) release(s *stream, err error) {
 	r.mu.idle = append(r.mu.idle, s)
 }
 
-// readDirect serves a Read with ranged GETs of just the blocks it needs.
-func (r *LedgerReader) readDirect(ctx context.Context, first, last int64) ([]Entry, error) {
+// readDirect serves a read with ranged GETs of just the blocks it needs,
+// decoding in the caller's goroutine.
+func (r *LedgerReader) readDirect(ctx context.Context, first, last int64, visit visitor) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(r.ctx, cancel)() // Close interrupts direct reads too
-	out := make([]Entry, 0, last-first+1)
-	sink := &sliceSink{out: out}
-	br := bufio.NewReaderSize(nil, r.opts.IOBufferSize)
-	for b := r.idx.findBlock(first); len(sink.out) < cap(out); b++ {
+	cr := &chunkReader{pool: r.pool}
+	defer cr.release()
+	sink := &directSink{visit: visit, next: first, run: chunkRun{keep: visit.keep}}
+	defer sink.run.flush()
+	for b := r.idx.findBlock(first); sink.next <= last; b++ {
 		if b >= len(r.idx.blocks) {
-			return nil, fmt.Errorf("entries %d..%d: ran out of blocks: %w", first, last, ErrCorrupt)
+			return fmt.Errorf("entries %d..%d: ran out of blocks: %w", first, last, ErrCorrupt)
 		}
-		if err := r.scanBlock(ctx, br, b, first, last, sink); err != nil {
-			return nil, err
+		if err := r.scanBlock(ctx, cr, b, first, last, sink); err != nil {
+			return err
 		}
 	}
-	return sink.out, nil
+	return nil
 }
 
 // entrySink receives the entries scanBlock decodes.
@@ -315,20 +359,34 @@ type entrySink interface {
 	// reserve is called with an entry's size (payload + FrameHeaderLen)
 	// before its payload is read, and may wait for room.
 	reserve(ctx context.Context, n int64) error
-	// emit takes a decoded, verified entry.
-	emit(e Entry)
+	// emit takes a decoded, verified entry and a reference to its chunk.
+	emit(e Entry, c *chunk) error
+	// flush publishes emitted entries; scanBlock calls it before it may
+	// block on the store.
+	flush()
 }
 
-type sliceSink struct{ out []Entry }
+// directSink hands entries straight to a visitor.
+type directSink struct {
+	visit visitor
+	next  int64 // the entry after the last one emitted
+	run   chunkRun
+}
 
-func (s *sliceSink) reserve(context.Context, int64) error { return nil }
-func (s *sliceSink) emit(e Entry)                         { s.out = append(s.out, e) }
+func (s *directSink) reserve(context.Context, int64) error { return nil }
+func (s *directSink) flush()                               {}
+
+func (s *directSink) emit(e Entry, c *chunk) error {
+	s.next = e.ID + 1
+	s.run.add(c)
+	return s.visit.fn(e)
+}
 
 // scanBlock fetches block b with one ranged GET, checks its header against
 // the index, and decodes its frames in order, verifying each checksum and
 // entry id. Entries from..to are passed to sink (earlier ones are checked
 // and dropped); it returns after entry to or at the end of the block.
-func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, from, to int64, sink entrySink) error {
+func (r *LedgerReader) scanBlock(ctx context.Context, cr *chunkReader, b int, from, to int64, sink entrySink) error {
 	blk := r.idx.blocks[b]
 	where := func(format string, args ...any) string {
 		return fmt.Sprintf("block %d (offset %d) of %q: ", b, blk.offset, r.dataKey) + fmt.Sprintf(format, args...)
@@ -336,6 +394,7 @@ func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, f
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w", where(format, args...), ErrCorrupt)
 	}
+	sink.flush()
 	body, err := r.store.GetRange(ctx, r.dataKey, blk.offset, blk.length)
 	if err != nil {
 		if errors.Is(err, ErrInvalidRange) || errors.Is(err, ErrNotFound) {
@@ -344,14 +403,14 @@ func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, f
 		return fmt.Errorf("%s: %w", where("fetch"), err)
 	}
 	defer body.Close()
-	br.Reset(body)
-	defer br.Reset(nil)
+	cr.reset(body)
+	defer cr.reset(nil)
 
-	var hdr [BlockHeaderLen]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+	hdr, _, err := cr.take(BlockHeaderLen)
+	if err != nil {
 		return r.shortRead(ctx, where("header"), blk, err)
 	}
-	h, err := decodeBlockHeader(hdr[:])
+	h, err := decodeBlockHeader(hdr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where("header"), err)
 	}
@@ -367,14 +426,17 @@ func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, f
 	}
 
 	used := int64(BlockHeaderLen)
-	var fh [FrameHeaderLen]byte
-	var scratch []byte
 	n := r.idx.blockEntries(b)
 	for i := range n {
 		id := blk.firstEntryID + i
-		if _, err := io.ReadFull(br, fh[:]); err != nil {
+		fhb, _, err := cr.take(FrameHeaderLen)
+		if err != nil {
 			return r.shortRead(ctx, where("entry %d", id), blk, err)
 		}
+		// Copy the header out: the next take may move to a new chunk and
+		// release this one.
+		var fh [FrameHeaderLen]byte
+		copy(fh[:], fhb)
 		plen := int64(int32(be32(fh[0:])))
 		if got := int64(be64(fh[4:])); got != id {
 			return corrupt("frame %d holds entry id %d, want %d", i, got, id)
@@ -383,19 +445,13 @@ func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, f
 			return corrupt("entry %d: length %d overruns the block", id, plen)
 		}
 		emit := id >= from
-		var payload []byte
 		if emit {
 			if err := sink.reserve(ctx, FrameHeaderLen+plen); err != nil {
 				return err
 			}
-			payload = make([]byte, plen)
-		} else {
-			if int64(cap(scratch)) < plen {
-				scratch = make([]byte, plen)
-			}
-			payload = scratch[:plen]
 		}
-		if _, err := io.ReadFull(br, payload); err != nil {
+		payload, c, err := cr.take(int(plen))
+		if err != nil {
 			return r.shortRead(ctx, where("entry %d", id), blk, err)
 		}
 		if got, want := be32(fh[12:]), frameCRC(fh[:], payload); got != want {
@@ -403,7 +459,10 @@ func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, f
 		}
 		used += FrameHeaderLen + plen
 		if emit {
-			sink.emit(Entry{ID: id, Payload: payload})
+			c.ref()
+			if err := sink.emit(Entry{ID: id, Payload: payload}, c); err != nil {
+				return err
+			}
 			if id >= to {
 				return nil
 			}
@@ -413,7 +472,7 @@ func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, f
 	// tail (after a large entry did not fit) is left unread.
 	if rest := blk.length - used; rest > 0 && rest <= maxPaddingCheck {
 		for rest > 0 {
-			chunk, err := br.Peek(int(min(rest, int64(br.Size()))))
+			chunk, _, err := cr.take(int(min(rest, int64(r.opts.IOBufferSize))))
 			if err != nil {
 				return r.shortRead(ctx, where("padding"), blk, err)
 			}
@@ -422,7 +481,6 @@ func (r *LedgerReader) scanBlock(ctx context.Context, br *bufio.Reader, b int, f
 					return corrupt("padding byte %#02x", c)
 				}
 			}
-			br.Discard(len(chunk))
 			rest -= int64(len(chunk))
 		}
 	}

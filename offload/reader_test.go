@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -534,5 +535,128 @@ func TestReaderOptionsValidate(t *testing.T) {
 	o.EnsureDefaults()
 	if o.ReadAheadBytes != DefaultReadAheadBytes || o.ReadAheadStreams != DefaultReadAheadStreams || o.IOBufferSize != DefaultIOBufferSize {
 		t.Fatalf("defaults %+v", o)
+	}
+}
+
+// TestReadFunc: borrowed payloads are right even while their buffers are
+// recycled, mixed with Read on the same stream and across goroutines; an
+// error from the callback stops the read.
+func TestReadFunc(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store BlobStore, _ *s3test.Server) {
+		ctx := testCtx(t)
+		entries, dataKey, indexKey := writeTestLedger(t, store, 2000, 8192, func(i int) int { return 300 + i%900 })
+		last := int64(len(entries) - 1)
+		for _, opts := range []ReaderOptions{
+			{ReadAheadBytes: 64 << 10, IOBufferSize: 8192},
+			{DisableReadAhead: true, IOBufferSize: 8192},
+		} {
+			r, err := OpenLedger(ctx, store, dataKey, indexKey, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			for g := range 4 {
+				wg.Go(func() {
+					var kept []Entry // entries from Read, checked at the end
+					for first := int64(g * 100); first <= last; first += 50 {
+						end := min(last, first+49)
+						if (first/50)%3 == 0 {
+							got, err := r.Read(ctx, first, end)
+							if err != nil {
+								errs <- err
+								return
+							}
+							kept = append(kept, got...)
+							continue
+						}
+						next := first
+						err := r.ReadFunc(ctx, first, end, func(e Entry) error {
+							if e.ID != next || string(e.Payload) != string(entries[e.ID].Payload) {
+								return fmt.Errorf("ReadFunc gave entry %d (%d bytes), want %d", e.ID, len(e.Payload), next)
+							}
+							next++
+							return nil
+						})
+						if err == nil && next != end+1 {
+							err = fmt.Errorf("ReadFunc(%d, %d) stopped at %d", first, end, next)
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+					// Payloads handed over by Read were never recycled.
+					for _, e := range kept {
+						if string(e.Payload) != string(entries[e.ID].Payload) {
+							errs <- fmt.Errorf("payload of entry %d changed after Read returned it", e.ID)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("%+v: %v", opts, err)
+			}
+
+			stop := errors.New("enough")
+			n := 0
+			err = r.ReadFunc(ctx, 10, 100, func(Entry) error {
+				if n++; n == 5 {
+					return stop
+				}
+				return nil
+			})
+			if !errors.Is(err, stop) || n != 5 {
+				t.Fatalf("ReadFunc with a failing callback: %v after %d entries", err, n)
+			}
+			got, err := r.Read(ctx, 10, 100)
+			if err != nil {
+				t.Fatalf("Read after a failed ReadFunc: %v", err)
+			}
+			checkEntries(t, got, entries, 10, 100)
+			if err := r.ReadFunc(ctx, 0, last+1, func(Entry) error { return nil }); !errors.Is(err, ErrEntryOutOfRange) {
+				t.Fatalf("ReadFunc out of range: %v", err)
+			}
+			r.Close()
+		}
+	})
+}
+
+// TestReadFuncRecyclesBuffers: a ReadFunc replay allocates far less than
+// the bytes it reads, because chunks go back to the pool.
+func TestReadFuncRecyclesBuffers(t *testing.T) {
+	ctx := testCtx(t)
+	fs, _ := NewFSStore(t.TempDir())
+	_, dataKey, indexKey := writeTestLedger(t, fs, 8000, 64<<10, func(int) int { return 1000 }) // ~8 MiB
+	for _, opts := range []ReaderOptions{{ReadAheadBytes: 1 << 20, IOBufferSize: 64 << 10}, {DisableReadAhead: true, IOBufferSize: 64 << 10}} {
+		r, err := OpenLedger(ctx, fs, dataKey, indexKey, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var n int64
+		for first := int64(0); first < 8000; first += 100 {
+			if err := r.ReadFunc(ctx, first, first+99, func(e Entry) error { n += int64(len(e.Payload)); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		r.Close()
+		if n != 8000*1000 {
+			t.Fatalf("read %d bytes", n)
+		}
+		limit := uint64(r.idx.dataLen / 4)
+		if raceEnabled {
+			limit = uint64(r.idx.dataLen) * 3 / 4 // sync.Pool drops a quarter of what it gets
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit {
+			t.Fatalf("%+v: a ReadFunc replay of %d bytes allocated %d bytes", opts, r.idx.dataLen, alloc)
+		} else {
+			t.Logf("%+v: a ReadFunc replay of %d bytes allocated %d bytes", opts, r.idx.dataLen, alloc)
+		}
 	}
 }
