@@ -19,6 +19,8 @@ import (
 //
 //	STRATA_OFFLOAD_BENCH_MB     ledger size in MiB (default 64; 1024 for 1 GiB)
 //	STRATA_OFFLOAD_BENCH_BLOCK  block size in MiB (default min(64, size/8))
+//	STRATA_OFFLOAD_BENCH_RA_KB  ReaderOptions.ReadAheadBytes in KiB (default: the default)
+//	STRATA_OFFLOAD_BENCH_IO_KB  ReaderOptions.IOBufferSize in KiB (default: the default)
 //
 // Run: go test -run '^$' -bench . -benchtime 3x ./offload/
 const benchEntrySize = 1024
@@ -119,12 +121,16 @@ func BenchmarkSequentialReplay(b *testing.B) {
 	}
 	buf := make([]byte, 1<<20)
 	var readTime, funcTime, rawTime time.Duration
+	ropts := ReaderOptions{
+		ReadAheadBytes: int64(envInt(b, "STRATA_OFFLOAD_BENCH_RA_KB", DefaultReadAheadBytes>>10)) << 10,
+		IOBufferSize:   envInt(b, "STRATA_OFFLOAD_BENCH_IO_KB", DefaultIOBufferSize>>10) << 10,
+	}
 
 	// replay reads the whole ledger in 100-entry steps with step and
 	// checks the payload bytes seen.
 	replay := func(step func(r *LedgerReader, first, last int64) (int64, error)) time.Duration {
 		start := time.Now()
-		r, err := OpenLedger(ctx, store, dataKey, indexKey, ReaderOptions{})
+		r, err := OpenLedger(ctx, store, dataKey, indexKey, ropts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -210,40 +216,55 @@ func BenchmarkUpload(b *testing.B) {
 	src := newGenSource(ledgerBytes)
 	desc := src.desc()
 	var writeTime, rawTime time.Duration
-	var dataBytes int64
+	var dataBytes, rawBytes int64
 
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		i++
 		dataKey, indexKey := ObjectKeys("bench", "t/n/upload", 1, fmt.Sprint(i))
-		start := time.Now()
-		res, err := WriteLedger(ctx, store, src, desc, dataKey, indexKey, WriteOptions{BlockSize: blockSize})
-		if err != nil {
-			b.Fatal(err)
-		}
-		writeTime += time.Since(start)
-		dataBytes = res.DataBytes
-
 		rawKey := "bench/raw/" + fmt.Sprint(i)
-		start = time.Now()
-		_, err = store.Client().PutObject(ctx, store.Bucket(), rawKey, &genReader{left: res.DataBytes, pool: src.pool}, -1, minio.PutObjectOptions{
-			PartSize:              uint64(store.opts.PartSize),
-			ConcurrentStreamParts: true,
-			NumThreads:            uint(store.opts.UploadConcurrency),
-		})
-		if err != nil {
-			b.Fatal(err)
+		writer := func() {
+			start := time.Now()
+			res, err := WriteLedger(ctx, store, src, desc, dataKey, indexKey, WriteOptions{BlockSize: blockSize})
+			if err != nil {
+				b.Fatal(err)
+			}
+			writeTime += time.Since(start)
+			dataBytes = res.DataBytes
 		}
-		rawTime += time.Since(start)
+		raw := func() {
+			size := dataBytes
+			if size == 0 { // first iteration: the framed size is not known yet
+				size = desc.Length + (desc.LastEntryID+1)*FrameHeaderLen
+			}
+			start := time.Now()
+			_, err := store.Client().PutObject(ctx, store.Bucket(), rawKey, &genReader{left: size, pool: src.pool}, -1, minio.PutObjectOptions{
+				PartSize:              uint64(store.opts.PartSize),
+				ConcurrentStreamParts: true,
+				NumThreads:            uint(store.opts.UploadConcurrency),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rawTime += time.Since(start)
+			rawBytes += size
+		}
+		// Alternate the order so neither always runs on a busier disk.
+		if i%2 == 1 {
+			writer()
+			raw()
+		} else {
+			raw()
+			writer()
+		}
 
 		b.StopTimer()
 		_ = DeleteLedger(ctx, store, dataKey, indexKey)
 		_ = store.Delete(ctx, rawKey)
 		b.StartTimer()
 	}
-	n := int64(b.N)
-	write, raw := mbps(n*dataBytes, writeTime), mbps(n*dataBytes, rawTime)
+	write, raw := mbps(int64(b.N)*dataBytes, writeTime), mbps(rawBytes, rawTime)
 	b.ReportMetric(write, "writer-MB/s")
 	b.ReportMetric(raw, "rawPut-MB/s")
 	b.ReportMetric(write/raw, "ratio")

@@ -427,6 +427,7 @@ func (r *LedgerReader) scanBlock(ctx context.Context, cr *chunkReader, b int, fr
 
 	used := int64(BlockHeaderLen)
 	n := r.idx.blockEntries(b)
+	var fh [FrameHeaderLen]byte // outside the loop: it escapes to the heap
 	for i := range n {
 		id := blk.firstEntryID + i
 		fhb, _, err := cr.take(FrameHeaderLen)
@@ -435,7 +436,6 @@ func (r *LedgerReader) scanBlock(ctx context.Context, cr *chunkReader, b int, fr
 		}
 		// Copy the header out: the next take may move to a new chunk and
 		// release this one.
-		var fh [FrameHeaderLen]byte
 		copy(fh[:], fhb)
 		plen := int64(int32(be32(fh[0:])))
 		if got := int64(be64(fh[4:])); got != id {
