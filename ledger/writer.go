@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/api/bookiepb"
+	"github.com/strata-mq/strata/internal/ordered"
 )
 
 // Writer appends entries to an open ledger. Appends are pipelined: many may
@@ -22,7 +24,7 @@ type Writer struct {
 	// adds carry the recovery flag (accepted on fenced bookies) and their
 	// ensemble changes stay in memory until the recovery closes the ledger.
 	recovery bool
-	cbs      *callbackQueue
+	cbs      *ordered.Queue[int64]
 	stopWD   chan struct{}
 
 	mu struct {
@@ -55,7 +57,7 @@ type pendingAdd struct {
 }
 
 func newWriter(c *Client, md Metadata, key []byte, lac, length int64, recovery bool) *Writer {
-	w := &Writer{c: c, id: md.ID, masterKey: key, recovery: recovery, cbs: newCallbackQueue(), stopWD: make(chan struct{})}
+	w := &Writer{c: c, id: md.ID, masterKey: key, recovery: recovery, cbs: ordered.New[int64](), stopWD: make(chan struct{})}
 	w.mu.md = md
 	w.mu.lastAddPushed, w.mu.lac = lac, lac
 	w.mu.length, w.mu.lacLength = length, length
@@ -122,7 +124,7 @@ func (w *Writer) Append(ctx context.Context, payload []byte) (int64, error) {
 // order. payload must not be modified afterwards.
 func (w *Writer) AppendAsync(payload []byte, cb func(entryID int64, err error)) {
 	if len(payload) > w.c.opts.MaxEntrySize {
-		w.cbs.push(cb, -1, fmt.Errorf("%w: %d bytes, max %d", ErrTooLarge, len(payload), w.c.opts.MaxEntrySize))
+		w.cbs.Push(cb, -1, fmt.Errorf("%w: %d bytes, max %d", ErrTooLarge, len(payload), w.c.opts.MaxEntrySize))
 		return
 	}
 	w.mu.Lock()
@@ -138,7 +140,7 @@ func (w *Writer) pushLocked(payload []byte, length int64, cb func(int64, error))
 		if err == nil {
 			err = ErrClosed
 		}
-		w.cbs.push(cb, -1, err)
+		w.cbs.Push(cb, -1, err)
 		return
 	}
 	id := w.mu.lastAddPushed + 1
@@ -206,7 +208,7 @@ func (w *Writer) completeLocked() {
 		w.mu.pending[0] = nil
 		w.mu.pending = w.mu.pending[1:]
 		w.mu.lac, w.mu.lacLength = op.entryID, op.length
-		w.cbs.push(op.cb, op.entryID, nil)
+		w.cbs.Push(op.cb, op.entryID, nil)
 	}
 	w.checkDrainedLocked()
 }
@@ -229,7 +231,7 @@ func (w *Writer) failLocked(err error) {
 	}
 	w.mu.err = err
 	for _, op := range w.mu.pending {
-		w.cbs.push(op.cb, op.entryID, err)
+		w.cbs.Push(op.cb, op.entryID, err)
 	}
 	w.mu.pending = nil
 	for _, s := range w.mu.streams {
@@ -290,10 +292,10 @@ func (w *Writer) watchdog() {
 }
 
 // Close waits for pending adds to complete (or fail), then records the
-// ledger CLOSED at the last acknowledged entry. It is idempotent. A fenced
-// writer returns ErrFenced and leaves the metadata to the recoverer; if the
-// ledger was closed by someone else at a different end, Close also returns
-// ErrFenced.
+// ledger CLOSED at the last acknowledged entry, and returns nil once it is.
+// It is idempotent. A fenced writer returns ErrFenced and leaves the
+// metadata to the recoverer; if the ledger was closed by someone else at a
+// different end, Close also returns ErrFenced.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.mu.closed {
@@ -323,7 +325,11 @@ func (w *Writer) Close(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if err == nil && !w.recovery {
+	// A writer that failed for another reason than fencing (bookies lost)
+	// still closes the ledger at its LAC: entries beyond it were never
+	// acknowledged and are not part of the ledger, so a caller may safely
+	// re-append them elsewhere.
+	if !w.recovery && !errors.Is(err, ErrFenced) {
 		err = w.closeMetadata(ctx, md, lac, length)
 	}
 	w.shutdown(err)
@@ -364,7 +370,7 @@ func (w *Writer) shutdown(err error) {
 		s.stop()
 	}
 	close(w.stopWD)
-	w.cbs.close()
+	w.cbs.Close()
 }
 
 // Abandon drops the writer without closing the ledger, as a crashed writer

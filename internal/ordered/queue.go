@@ -1,31 +1,34 @@
-package ledger
+// Package ordered runs callbacks on one goroutine in the order they were
+// queued. Queuing never blocks, so it is safe under a caller's lock, and a
+// callback may call back into its caller.
+package ordered
 
 import "sync"
 
-// callbackQueue runs add callbacks on one goroutine, in the order they were
-// queued. Queuing never blocks, so it is safe under the writer's lock, and a
-// callback may call back into the writer.
-type callbackQueue struct {
+// Queue is an ordered callback queue for callbacks of type func(T, error).
+type Queue[T any] struct {
 	mu     sync.Mutex
-	items  []callback
+	items  []callback[T]
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
 }
 
-type callback struct {
-	fn      func(entryID int64, err error)
-	entryID int64
-	err     error
+type callback[T any] struct {
+	fn  func(T, error)
+	v   T
+	err error
 }
 
-func newCallbackQueue() *callbackQueue {
-	q := &callbackQueue{wake: make(chan struct{}, 1), done: make(chan struct{})}
+// New starts a queue.
+func New[T any]() *Queue[T] {
+	q := &Queue[T]{wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go q.run()
 	return q
 }
 
-func (q *callbackQueue) push(fn func(int64, error), entryID int64, err error) {
+// Push queues fn(v, err). After Close, fn runs on a goroutine of its own.
+func (q *Queue[T]) Push(fn func(T, error), v T, err error) {
 	if fn == nil {
 		return
 	}
@@ -33,10 +36,10 @@ func (q *callbackQueue) push(fn func(int64, error), entryID int64, err error) {
 	if q.closed {
 		// Nothing ordered remains after close; never leave a caller waiting.
 		q.mu.Unlock()
-		go fn(entryID, err)
+		go fn(v, err)
 		return
 	}
-	q.items = append(q.items, callback{fn, entryID, err})
+	q.items = append(q.items, callback[T]{fn, v, err})
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -44,9 +47,9 @@ func (q *callbackQueue) push(fn func(int64, error), entryID int64, err error) {
 	}
 }
 
-func (q *callbackQueue) run() {
+func (q *Queue[T]) run() {
 	defer close(q.done)
-	var batch []callback
+	var batch []callback[T]
 	for {
 		q.mu.Lock()
 		batch = append(batch[:0], q.items...)
@@ -55,7 +58,7 @@ func (q *callbackQueue) run() {
 		closed := q.closed
 		q.mu.Unlock()
 		for _, cb := range batch {
-			cb.fn(cb.entryID, cb.err)
+			cb.fn(cb.v, cb.err)
 		}
 		if len(batch) == 0 {
 			if closed {
@@ -66,9 +69,9 @@ func (q *callbackQueue) run() {
 	}
 }
 
-// close lets the goroutine exit once the callbacks already queued have run.
-// It does not wait, so a callback may close its own writer.
-func (q *callbackQueue) close() {
+// Close lets the goroutine exit once the callbacks already queued have run.
+// It does not wait, so a callback may close its own owner.
+func (q *Queue[T]) Close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()

@@ -1,0 +1,94 @@
+package managed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/strata-mq/strata/metadata"
+)
+
+// LedgerInfo describes one ledger of a managed ledger. Entries, Size,
+// Timestamp and publish times are recorded when the ledger is closed; the
+// current ledger has zero values until then.
+type LedgerInfo struct {
+	LedgerID int64 `json:"ledgerId"`
+	Entries  int64 `json:"entries"`
+	Size     int64 `json:"size"`
+	// Timestamp is when the ledger was closed (Unix ms); retention by time
+	// counts from it.
+	Timestamp        int64 `json:"timestamp,omitempty"`
+	FirstPublishTime int64 `json:"firstPublishTime,omitempty"`
+	LastPublishTime  int64 `json:"lastPublishTime,omitempty"`
+	// Offload is the tiered-storage state of the ledger, nil if never offloaded.
+	Offload *OffloadContext `json:"offload,omitempty"`
+}
+
+// OffloadContext records an offload of a ledger to the object store.
+type OffloadContext struct {
+	// UUID identifies one offload attempt; objects are named after it.
+	UUID   string `json:"uuid"`
+	Driver string `json:"driver,omitempty"`
+	// Complete is set (compare-and-swap, only if UUID still matches) once
+	// both objects were uploaded.
+	Complete bool `json:"complete"`
+	// BookieDeleted is set before the bookie copy is deleted.
+	BookieDeleted bool `json:"bookieDeleted,omitempty"`
+	// Timestamp of completion (Unix ms), for the deletion lag.
+	Timestamp int64  `json:"timestamp,omitempty"`
+	DataKey   string `json:"dataKey,omitempty"`
+	IndexKey  string `json:"indexKey,omitempty"`
+}
+
+// mlInfo is the managed ledger's record at /managed-ledgers/{name}.
+type mlInfo struct {
+	Ledgers    []LedgerInfo      `json:"ledgers"`
+	Terminated *Position         `json:"terminatedPosition,omitempty"`
+	Properties map[string]string `json:"properties,omitempty"`
+}
+
+func (i mlInfo) clone() mlInfo {
+	c := i
+	c.Ledgers = make([]LedgerInfo, len(i.Ledgers))
+	for j, l := range i.Ledgers {
+		c.Ledgers[j] = l
+		if l.Offload != nil {
+			o := *l.Offload
+			c.Ledgers[j].Offload = &o
+		}
+	}
+	return c
+}
+
+func infoKey(name string) string { return metadata.ManagedLedgersPrefix + name }
+
+func cursorsPrefix(name string) string { return metadata.CursorsPrefix + name + "/" }
+
+func cursorKey(name, cursor string) string { return cursorsPrefix(name) + cursor }
+
+// loadInfo reads the ledger list, creating an empty one for a new log.
+func loadInfo(ctx context.Context, store metadata.Store, name string) (mlInfo, int64, error) {
+	for {
+		kv, err := store.Get(ctx, infoKey(name))
+		if errors.Is(err, metadata.ErrNotFound) {
+			data, _ := json.Marshal(mlInfo{Ledgers: []LedgerInfo{}})
+			rev, err := store.Create(ctx, infoKey(name), data)
+			if errors.Is(err, metadata.ErrExists) {
+				continue
+			}
+			if err != nil {
+				return mlInfo{}, 0, fmt.Errorf("managed ledger %s: create: %w", name, err)
+			}
+			return mlInfo{Ledgers: []LedgerInfo{}}, rev, nil
+		}
+		if err != nil {
+			return mlInfo{}, 0, fmt.Errorf("managed ledger %s: read: %w", name, err)
+		}
+		var info mlInfo
+		if err := json.Unmarshal(kv.Value, &info); err != nil {
+			return mlInfo{}, 0, fmt.Errorf("managed ledger %s: corrupt metadata: %w", name, err)
+		}
+		return info, kv.ModRevision, nil
+	}
+}
