@@ -107,7 +107,10 @@ func readAll(t testing.TB, c *managed.Cursor) []managed.Entry {
 }
 
 func TestAppendAcrossRolloversAndReopen(t *testing.T) {
-	e := newEnv(t, 2, func(o *managed.Options) { o.MaxEntriesPerLedger = 1500; o.EnsembleSize, o.WriteQuorum, o.AckQuorum = 2, 2, 2 })
+	e := newEnv(t, 2, func(o *managed.Options) {
+		o.MaxEntriesPerLedger = 1500
+		o.EnsembleSize, o.WriteQuorum, o.AckQuorum = 2, 2, 2
+	})
 	ml := e.open(t, "public/default/roll")
 	const n = 20000
 	pos := appendAll(t, ml, 0, n)
@@ -154,7 +157,10 @@ func TestAppendAcrossRolloversAndReopen(t *testing.T) {
 // readable, the first owner's later appends fail with ErrFenced, and no
 // position is reused.
 func TestSecondOwnerFencesFirst(t *testing.T) {
-	e := newEnv(t, 3, func(o *managed.Options) { o.EnsembleSize, o.WriteQuorum, o.AckQuorum = 3, 3, 2; o.MaxEntriesPerLedger = 700 })
+	e := newEnv(t, 3, func(o *managed.Options) {
+		o.EnsembleSize, o.WriteQuorum, o.AckQuorum = 3, 3, 2
+		o.MaxEntriesPerLedger = 700
+	})
 	a := e.open(t, "public/default/fence")
 	var mu sync.Mutex
 	acked := map[managed.Position]int{}
