@@ -56,7 +56,8 @@ type ManagedLedger struct {
 		cursors       map[string]*Cursor
 		nonDurable    map[*Cursor]struct{}
 		readers       map[int64]*ledger.Reader
-		notify        chan struct{} // closed and replaced on every append
+		notify        chan struct{} // closed and replaced on the next append once waited on
+		waited        bool          // someone holds notify
 	}
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -356,8 +357,7 @@ func (ml *ManagedLedger) onAppended(w *ledger.Writer, op *appendOp, id int64, er
 		}
 		ml.mu.lastConfirmed = pos
 		ml.cache.insert(pos, op.data)
-		close(ml.mu.notify)
-		ml.mu.notify = make(chan struct{})
+		ml.wakeLocked()
 		ml.cbs.Push(op.cb, pos, nil)
 		if ml.mu.state == stateOpen && ml.fullLocked() {
 			ml.startRollLocked()
@@ -385,18 +385,21 @@ func (ml *ManagedLedger) onAppended(w *ledger.Writer, op *appendOp, id int64, er
 	}
 }
 
-// fullLocked reports whether the current ledger must roll over, counting
-// appends in flight.
+// fullLocked reports whether the current ledger must roll over by entries
+// or size, counting appends in flight. (Age is checked by agedLocked, off
+// the append path.)
 func (ml *ManagedLedger) fullLocked() bool {
-	c := ml.mu.cur
-	age := ml.opts.Clock().Sub(c.created)
-	if c.pushed > 0 && age >= ml.opts.MaxLedgerAge {
-		return true
-	}
+	c := &ml.mu.cur
 	if c.pushed >= ml.opts.MaxEntriesPerLedger || c.pushedSize >= ml.opts.MaxSizePerLedger {
-		return ml.opts.MinLedgerAge <= 0 || age >= ml.opts.MinLedgerAge
+		return ml.opts.MinLedgerAge <= 0 || ml.opts.Clock().Sub(c.created) >= ml.opts.MinLedgerAge
 	}
 	return false
+}
+
+// agedLocked reports whether a non-empty current ledger reached MaxLedgerAge.
+func (ml *ManagedLedger) agedLocked() bool {
+	c := &ml.mu.cur
+	return c.pushed > 0 && ml.opts.Clock().Sub(c.created) >= ml.opts.MaxLedgerAge
 }
 
 // startRollLocked switches appends to a queue and rolls in the background.
@@ -568,8 +571,7 @@ func (ml *ManagedLedger) fenceLocked(cause error) {
 	for _, op := range queue {
 		ml.cbs.Push(op.cb, Position{}, fmt.Errorf("%w: %s", ErrFenced, ml.name))
 	}
-	close(ml.mu.notify)
-	ml.mu.notify = make(chan struct{})
+	ml.wakeLocked()
 }
 
 // IsFenced reports whether another owner took the log over.
@@ -591,7 +593,17 @@ func (ml *ManagedLedger) LastConfirmed() Position {
 func (ml *ManagedLedger) Wait() <-chan struct{} {
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
+	ml.mu.waited = true
 	return ml.mu.notify
+}
+
+// wakeLocked wakes everyone waiting for the next append. ml.mu must be held.
+func (ml *ManagedLedger) wakeLocked() {
+	if ml.mu.waited {
+		close(ml.mu.notify)
+		ml.mu.notify = make(chan struct{})
+		ml.mu.waited = false
+	}
 }
 
 // background runs time-based rollover, cursor persistence and trimming.
@@ -608,7 +620,7 @@ func (ml *ManagedLedger) background() {
 			return
 		}
 		ml.mu.Lock()
-		if ml.mu.state == stateOpen && ml.fullLocked() {
+		if ml.mu.state == stateOpen && (ml.fullLocked() || ml.agedLocked()) {
 			ml.startRollLocked()
 		}
 		ml.mu.Unlock()
@@ -639,8 +651,7 @@ func (ml *ManagedLedger) Close(ctx context.Context) error {
 	for _, op := range queue {
 		ml.cbs.Push(op.cb, Position{}, fmt.Errorf("%w: %s", ErrClosed, ml.name))
 	}
-	close(ml.mu.notify)
-	ml.mu.notify = make(chan struct{})
+	ml.wakeLocked()
 	ml.mu.Unlock()
 
 	close(ml.stop)
@@ -705,8 +716,7 @@ func (ml *ManagedLedger) Terminate(ctx context.Context) (Position, error) {
 		return Position{}, err
 	}
 	ml.mu.Lock()
-	close(ml.mu.notify) // wake readers waiting for entries that will never come
-	ml.mu.notify = make(chan struct{})
+	ml.wakeLocked() // readers waiting for entries that will never come
 	ml.mu.Unlock()
 	return last, nil
 }
