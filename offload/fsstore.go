@@ -57,7 +57,7 @@ func NewFSStore(dir string) (*FSStore, error) {
 // Dir returns the store's root directory.
 func (s *FSStore) Dir() string { return s.dir }
 
-// Path returns the file that holds the object key (tests corrupt it).
+// Path returns the file that holds the object key, for operators and tests.
 func (s *FSStore) Path(key string) string {
 	return filepath.Join(s.dir, filepath.FromSlash(key))
 }
@@ -239,8 +239,15 @@ func (s *FSStore) Head(ctx context.Context, key string) (ObjectInfo, error) {
 // List implements BlobStore.
 func (s *FSStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	start := s.dir
-	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+	if i := strings.LastIndexByte(prefix, '/'); i > 0 {
+		// The directory part must be a valid key itself, which also keeps
+		// the walk inside the store ("..", absolute paths).
+		if err := ValidateKey(prefix[:i]); err != nil {
+			return nil, fmt.Errorf("list %q: %w", prefix, err)
+		}
 		start = filepath.Join(s.dir, filepath.FromSlash(prefix[:i]))
+	} else if i == 0 {
+		return nil, nil // keys never start with "/"
 	}
 	var out []ObjectInfo
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {

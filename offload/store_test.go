@@ -187,6 +187,9 @@ func TestStoreConformance(t *testing.T) {
 			if err := store.Delete(ctx, "l/b/x/y"); err != nil {
 				t.Fatalf("Delete of a missing key: %v", err)
 			}
+			if objs, err := store.List(ctx, "/l"); err != nil || len(objs) != 0 {
+				t.Fatalf("List(\"/l\") = %v, %v; want nothing", objs, err)
+			}
 			if _, err := DeletePrefix(ctx, store, ""); !errors.Is(err, ErrInvalidArgument) {
 				t.Fatalf("DeletePrefix(\"\"): %v", err)
 			}
@@ -324,5 +327,20 @@ func TestS3OptionsValidate(t *testing.T) {
 	}
 	if _, secure, _ := (&S3Options{Endpoint: "h:1", CAFile: "/ca.pem"}).endpoint(); !secure {
 		t.Fatal("CAFile must imply TLS")
+	}
+}
+
+func TestFSStoreListStaysInside(t *testing.T) {
+	ctx := testCtx(t)
+	parent := t.TempDir()
+	st, _ := NewFSStore(filepath.Join(parent, "store"))
+	if err := os.WriteFile(filepath.Join(parent, "outside"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range []string{"../", "../o", "a/../../"} {
+		objs, err := st.List(ctx, prefix)
+		if len(objs) != 0 || !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("List(%q) = %v, %v; want ErrInvalidArgument", prefix, objs, err)
+		}
 	}
 }

@@ -158,6 +158,7 @@ func WriteLedger(ctx context.Context, store BlobStore, src LedgerSource, desc Le
 		return WriteResult{}, fmt.Errorf("offload ledger %d: %w", desc.LedgerID, err)
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -180,9 +181,15 @@ func WriteLedger(ctx context.Context, store BlobStore, src LedgerSource, desc Le
 		cancel()
 	}
 	encErr := <-encDone
+	// Report the cause. The encoder's error is an echo of a failed upload
+	// when the upload stopped reading (errUploadEnded) or we cancelled it
+	// (context.Canceled while the caller's context is fine); otherwise the
+	// upload's error is the echo of the encoder's.
+	echo := errors.Is(encErr, errUploadEnded) ||
+		putErr != nil && errors.Is(encErr, context.Canceled) && parent.Err() == nil
 	switch {
-	case encErr != nil && !errors.Is(encErr, errUploadEnded):
-		return fail(encErr) // the cause; putErr is its echo
+	case encErr != nil && !echo:
+		return fail(encErr)
 	case putErr != nil:
 		return fail(fmt.Errorf("upload data object: %w", putErr))
 	case encErr != nil:

@@ -171,6 +171,9 @@ func TestWriteS3ServerStoppedMidUpload(t *testing.T) {
 	if !stopped.Load() {
 		t.Fatal("the server was never stopped")
 	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatalf("WriteLedger reported its own cancellation, not the upload failure: %v", err)
+	}
 	t.Logf("WriteLedger with the server stopped: %v", err)
 
 	srv.Start()
