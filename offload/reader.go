@@ -243,8 +243,7 @@ func (r *LedgerReader) read(ctx context.Context, first, last int64, visit visito
 	if s == nil {
 		err = r.readDirect(ctx, first, last, visit)
 	} else {
-		err = s.take(ctx, first, last, visit)
-		r.release(s, err)
+		err = r.takeFrom(ctx, s, first, last, visit)
 	}
 	if err != nil {
 		if r.ctx.Err() != nil {
@@ -321,12 +320,28 @@ func (r *LedgerReader) acquire(first int64) (*stream, error) {
 	return s, nil
 }
 
-// release returns a leased stream; a failed one is dropped.
+// takeFrom reads from a leased stream and returns it, also when the
+// visitor panics (a ReadFunc callback).
+func (r *LedgerReader) takeFrom(ctx context.Context, s *stream, first, last int64, visit visitor) (err error) {
+	done := false
+	defer func() {
+		if !done {
+			r.release(s, errors.New("read panicked"))
+		}
+	}()
+	err = s.take(ctx, first, last, visit)
+	done = true
+	r.release(s, err)
+	return err
+}
+
+// release returns a leased stream. A failed stream, or one that has
+// delivered the ledger's last entry, is dropped.
 func (r *LedgerReader) release(s *stream, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mu.leased--
-	if err != nil || r.mu.closed || s.failed() {
+	if err != nil || r.mu.closed || s.failed() || s.next > r.idx.lastEntryID {
 		s.stop()
 		return
 	}
