@@ -344,3 +344,33 @@ func TestFSStoreListStaysInside(t *testing.T) {
 		}
 	}
 }
+
+func TestS3TLS(t *testing.T) {
+	srv := s3test.StartTLS(t)
+	ctx := testCtx(t)
+	st := newTestS3StoreNoCheck(t, srv, func(o *S3Options) { o.CAFile = srv.CAFile })
+	if err := st.Check(ctx); err != nil {
+		t.Fatalf("Check over TLS with the CA: %v", err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	src := &memSource{entries: genEntries(rng, 50, func(int) int { return 200 })}
+	if _, err := WriteLedger(ctx, st, src, src.desc(1, nil), "tls/d", "tls/d-index", WriteOptions{BlockSize: 1024}); err != nil {
+		t.Fatalf("WriteLedger over TLS: %v", err)
+	}
+	r, err := OpenLedger(ctx, st, "tls/d", "tls/d-index", ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := r.Read(ctx, 0, 49)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, got, src.entries, 0, 49)
+
+	// Without the CA the certificate is refused.
+	st = newTestS3StoreNoCheck(t, srv, func(o *S3Options) {})
+	if err := st.Check(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Check without the CA: %v, want a certificate error", err)
+	}
+}

@@ -10,6 +10,8 @@ package s3test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -48,10 +50,14 @@ type Server struct {
 	Region string
 	// Dir is the posix backend's root; the bucket is Dir/Bucket.
 	Dir string
+	// CAFile is the PEM certificate of a TLS server (StartTLS), which is
+	// its own CA; empty for plain http.
+	CAFile string
 
 	t       testing.TB
 	bin     string
 	logPath string
+	keyFile string // TLS private key
 
 	mu struct {
 		sync.Mutex
@@ -96,6 +102,18 @@ func isExecutable(p string) bool {
 // Call it from the test goroutine.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start with https, on a fresh self-signed certificate for
+// 127.0.0.1 (Server.CAFile).
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, useTLS bool) *Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		if os.Getenv("STRATA_CI") != "" || os.Getenv("CI") != "" {
@@ -117,6 +135,12 @@ func Start(t testing.TB) *Server {
 		bin:       bin,
 	}
 	s.logPath = filepath.Join(t.TempDir(), "versitygw.log")
+	if useTLS {
+		var err error
+		if s.CAFile, s.keyFile, err = selfSigned(t.TempDir()); err != nil {
+			t.Fatalf("s3test: %v", err)
+		}
+	}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
@@ -150,8 +174,13 @@ func (s *Server) Start() {
 	}
 }
 
-// URL returns "http://" + Endpoint.
-func (s *Server) URL() string { return "http://" + s.Endpoint }
+// URL returns "http://" or "https://" + Endpoint.
+func (s *Server) URL() string {
+	if s.CAFile != "" {
+		return "https://" + s.Endpoint
+	}
+	return "http://" + s.Endpoint
+}
 
 // Running reports whether the server process is up.
 func (s *Server) Running() bool {
@@ -187,7 +216,11 @@ func (s *Server) start() error {
 	}
 	defer logf.Close() // the child keeps its own descriptor
 	fmt.Fprintf(logf, "=== %s: starting on %s\n", time.Now().Format(time.RFC3339Nano), s.Endpoint)
-	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--quiet", "posix", s.Dir)
+	args := []string{"--port", s.Endpoint, "--quiet"}
+	if s.CAFile != "" {
+		args = append(args, "--cert", s.CAFile, "--key", s.keyFile)
+	}
+	cmd := exec.Command(s.bin, append(args, "posix", s.Dir)...)
 	cmd.Env = append(cleanEnv(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey, "VGW_REGION="+s.Region)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
@@ -199,7 +232,13 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	if err := waitReady(s.URL(), exited); err != nil {
+	client, err := s.httpClient()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return err
+	}
+	if err := waitReady(client, s.URL(), exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("versitygw on %s: %w (log: %s)", s.Endpoint, err, s.logTail())
@@ -209,8 +248,7 @@ func (s *Server) start() error {
 }
 
 // waitReady polls url until the server answers any HTTP response.
-func waitReady(url string, exited <-chan struct{}) error {
-	client := &http.Client{Timeout: time.Second}
+func waitReady(client *http.Client, url string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		select {
@@ -230,12 +268,35 @@ func waitReady(url string, exited <-chan struct{}) error {
 	}
 }
 
+// httpClient trusts the server's certificate when it has one.
+func (s *Server) httpClient() (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("bad CA file")
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: time.Second, Transport: tr}, nil
+}
+
 // Client returns a minio-go client for the server, for raw requests.
 func (s *Server) Client() (*minio.Client, error) {
+	hc, err := s.httpClient()
+	if err != nil {
+		return nil, err
+	}
 	return minio.New(s.Endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
 		Region:       s.Region,
 		BucketLookup: minio.BucketLookupPath,
+		Secure:       s.CAFile != "",
+		Transport:    hc.Transport,
 	})
 }
 
