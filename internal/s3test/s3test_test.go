@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +55,31 @@ func TestServerStopStart(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("after restart got %q, want %q", got, want)
+	}
+}
+
+func TestBinaryLookup(t *testing.T) {
+	tools := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tools, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(tools, "bin", "versitygw")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STRATA_VERSITYGW", "")
+	t.Setenv("STRATA_TOOLS", tools)
+	if got, err := s3test.Binary(); err != nil || got != fake {
+		t.Fatalf("Binary() = %q, %v; want %q from $STRATA_TOOLS/bin", got, err, fake)
+	}
+	t.Setenv("STRATA_VERSITYGW", filepath.Join(tools, "missing"))
+	if _, err := s3test.Binary(); err == nil || !strings.Contains(err.Error(), "STRATA_VERSITYGW") {
+		t.Fatalf("Binary() with a bad STRATA_VERSITYGW: %v", err)
+	}
+	t.Setenv("STRATA_VERSITYGW", "")
+	t.Setenv("STRATA_TOOLS", t.TempDir())
+	t.Setenv("PATH", t.TempDir())
+	if _, err := s3test.Binary(); err == nil || !strings.Contains(err.Error(), "scripts/install-test-deps.sh") {
+		t.Fatalf("Binary() with nothing installed: %v", err)
 	}
 }
