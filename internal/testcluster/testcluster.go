@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/bookie"
+	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/tenants"
 )
 
 // Config describes a cluster.
@@ -28,7 +30,15 @@ type Config struct {
 	// BookieOptions adjusts the options of bookie i before it starts (each
 	// start, including restarts).
 	BookieOptions func(i int, o *bookie.Options)
+	// Brokers to start (the cluster is initialized first).
+	Brokers int
+	// BrokerOptions adjusts the options of broker i before each start.
+	BrokerOptions func(i int, o *broker.Options)
 }
+
+// ClusterName is the name of the test cluster.
+const ClusterName = "test"
+
 
 // Cluster is a running test cluster. Close is registered with t.Cleanup.
 type Cluster struct {
@@ -38,8 +48,18 @@ type Cluster struct {
 	Etcd  metadata.EtcdConfig
 	Log   *slog.Logger
 
+	root    string // data directories; removed after Close
 	mu      sync.Mutex
 	bookies []*BookieNode
+	brokers []*BrokerNode
+}
+
+// BrokerNode is one broker of the cluster.
+type BrokerNode struct {
+	Index    int
+	GRPCAddr string
+	HTTPAddr string
+	B        *broker.Broker // nil while stopped
 }
 
 // BookieNode is one bookie of the cluster.
@@ -54,12 +74,132 @@ type BookieNode struct {
 func New(t testing.TB, cfg Config) *Cluster {
 	t.Helper()
 	store, ecfg := testutil.Store(t)
-	c := &Cluster{t: t, cfg: cfg, Store: store, Etcd: ecfg, Log: TestLogger(t)}
+	// TempDir before Cleanup(Close): cleanups run in reverse, so components
+	// stop before their directories are removed.
+	c := &Cluster{t: t, cfg: cfg, Store: store, Etcd: ecfg, Log: TestLogger(t), root: t.TempDir()}
+	t.Cleanup(c.Close)
 	for i := 0; i < cfg.Bookies; i++ {
 		c.AddBookie()
 	}
-	t.Cleanup(c.Close)
+	if cfg.Brokers > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := tenants.InitializeCluster(ctx, store, ClusterName, tenants.ClusterData{ServiceURL: "http://127.0.0.1:8080"}); err != nil {
+			t.Fatalf("initialize cluster: %v", err)
+		}
+		for i := 0; i < cfg.Brokers; i++ {
+			c.AddBroker()
+		}
+	}
 	return c
+}
+
+// AddBroker starts one more broker and returns its index.
+func (c *Cluster) AddBroker() int {
+	c.t.Helper()
+	c.mu.Lock()
+	n := &BrokerNode{Index: len(c.brokers), GRPCAddr: testutil.FreeAddr(c.t), HTTPAddr: testutil.FreeAddr(c.t)}
+	c.brokers = append(c.brokers, n)
+	c.mu.Unlock()
+	if err := c.StartBroker(n.Index); err != nil {
+		c.t.Fatalf("start broker %d: %v", n.Index, err)
+	}
+	return n.Index
+}
+
+// BrokerOptions returns the options broker i starts with.
+func (c *Cluster) BrokerOptions(i int) broker.Options {
+	n := c.brokerNode(i)
+	o := broker.Options{
+		Cluster: ClusterName, GRPCAddr: n.GRPCAddr, HTTPAddr: n.HTTPAddr, Metadata: c.Store, Logger: c.Log,
+		SessionTTL: 2 * time.Second, CursorPersistInterval: 100 * time.Millisecond,
+	}
+	if c.cfg.BrokerOptions != nil {
+		c.cfg.BrokerOptions(i, &o)
+	}
+	return o
+}
+
+// StartBroker starts (or restarts) broker i on its addresses and waits
+// until it is ready.
+func (c *Cluster) StartBroker(i int) error {
+	n := c.brokerNode(i)
+	if n.B != nil {
+		return fmt.Errorf("broker %d already running", i)
+	}
+	b, err := broker.New(c.BrokerOptions(i))
+	if err != nil {
+		return err
+	}
+	if err := b.Start(); err != nil {
+		b.Close()
+		return err
+	}
+	c.mu.Lock()
+	n.B = b
+	c.mu.Unlock()
+	testutil.WaitFor(c.t, 30*time.Second, func() error {
+		if !b.Ready() {
+			return fmt.Errorf("broker %d not ready", i)
+		}
+		return nil
+	})
+	return nil
+}
+
+// KillBroker stops broker i abruptly (its ownership expires after the TTL).
+func (c *Cluster) KillBroker(i int) {
+	n := c.brokerNode(i)
+	if n.B != nil {
+		n.B.Kill()
+		c.mu.Lock()
+		n.B = nil
+		c.mu.Unlock()
+	}
+}
+
+// StopBroker stops broker i gracefully.
+func (c *Cluster) StopBroker(i int) {
+	n := c.brokerNode(i)
+	if n.B != nil {
+		n.B.Close()
+		c.mu.Lock()
+		n.B = nil
+		c.mu.Unlock()
+	}
+}
+
+// Broker returns broker node i.
+func (c *Cluster) Broker(i int) *BrokerNode { return c.brokerNode(i) }
+
+// BrokerIndex returns the index of the broker with the gRPC address addr.
+func (c *Cluster) BrokerIndex(addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.brokers {
+		if n.GRPCAddr == addr {
+			return n.Index
+		}
+	}
+	return -1
+}
+
+func (c *Cluster) brokerNode(i int) *BrokerNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.brokers[i]
+}
+
+// ServiceURL returns the gRPC address of the first running broker.
+func (c *Cluster) ServiceURL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.brokers {
+		if n.B != nil {
+			return n.GRPCAddr
+		}
+	}
+	return ""
 }
 
 // TestLogger logs to the test log at warn level (set STRATA_TEST_LOG=debug
@@ -86,7 +226,7 @@ var _ io.Writer = testWriter{}
 func (c *Cluster) AddBookie() int {
 	c.t.Helper()
 	c.mu.Lock()
-	n := &BookieNode{Index: len(c.bookies), Dir: filepath.Join(c.t.TempDir(), "bookie"), Addr: testutil.FreeAddr(c.t)}
+	n := &BookieNode{Index: len(c.bookies), Dir: filepath.Join(c.root, fmt.Sprintf("bookie-%d", len(c.bookies))), Addr: testutil.FreeAddr(c.t)}
 	c.bookies = append(c.bookies, n)
 	c.mu.Unlock()
 	if err := c.StartBookie(n.Index); err != nil {
@@ -211,7 +351,14 @@ func (c *Cluster) LedgerClient(adjust ...func(*ledger.ClientOptions)) *ledger.Cl
 func (c *Cluster) Close() {
 	c.mu.Lock()
 	nodes := append([]*BookieNode(nil), c.bookies...)
+	brokers := append([]*BrokerNode(nil), c.brokers...)
 	c.mu.Unlock()
+	for _, n := range brokers {
+		if n.B != nil {
+			n.B.Close()
+			n.B = nil
+		}
+	}
 	for _, n := range nodes {
 		if n.B != nil {
 			n.B.Close()

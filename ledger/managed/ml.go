@@ -682,6 +682,33 @@ func (ml *ManagedLedger) Close(ctx context.Context) error {
 	return err
 }
 
+// Abandon drops the managed ledger as a crashed owner would: nothing is
+// closed or persisted, appends in flight fail, and the next owner recovers
+// the log. For tests and fault injection.
+func (ml *ManagedLedger) Abandon() {
+	ml.mu.Lock()
+	if ml.mu.state == stateClosed {
+		ml.mu.Unlock()
+		return
+	}
+	ml.mu.state = stateClosed
+	queue := ml.mu.queue
+	ml.mu.queue = nil
+	for _, op := range queue {
+		ml.cbs.Push(op.cb, Position{}, fmt.Errorf("%w: %s", ErrClosed, ml.name))
+	}
+	w := ml.mu.writer
+	ml.wakeLocked()
+	ml.mu.Unlock()
+	close(ml.stop)
+	if w != nil {
+		w.Abandon()
+	}
+	ml.drainWriter()
+	ml.wg.Wait()
+	ml.cbs.Close()
+}
+
 // Terminate seals the log: no more appends are accepted, and the position
 // of the last entry is recorded and returned.
 func (ml *ManagedLedger) Terminate(ctx context.Context) (Position, error) {

@@ -1,0 +1,156 @@
+package pulsarpb
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Entry layout: [u16 magic][u32 CRC32C][u32 metadata size][MessageMetadata][payload],
+// big-endian; the CRC32C covers everything after itself.
+const (
+	// Magic marks an entry with a checksum (Pulsar's 0x0e01).
+	Magic = 0x0e01
+	// entryHeaderSize is magic + crc + metadata size.
+	entryHeaderSize = 2 + 4 + 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Errors decoding entries.
+var (
+	ErrBadMagic    = errors.New("entry: bad magic")
+	ErrBadChecksum = errors.New("entry: checksum mismatch")
+	ErrMalformed   = errors.New("entry: malformed")
+)
+
+// EncodeEntry builds an entry from metadata and payload.
+func EncodeEntry(md *MessageMetadata, payload []byte) ([]byte, error) {
+	mb, err := proto.Marshal(md)
+	if err != nil {
+		return nil, fmt.Errorf("entry: encode metadata: %w", err)
+	}
+	b := make([]byte, entryHeaderSize+len(mb)+len(payload))
+	binary.BigEndian.PutUint16(b, Magic)
+	binary.BigEndian.PutUint32(b[6:], uint32(len(mb)))
+	copy(b[entryHeaderSize:], mb)
+	copy(b[entryHeaderSize+len(mb):], payload)
+	binary.BigEndian.PutUint32(b[2:], crc32.Checksum(b[6:], castagnoli))
+	return b, nil
+}
+
+// DecodeEntry verifies an entry's checksum and returns its metadata and
+// payload (aliasing entry).
+func DecodeEntry(entry []byte) (*MessageMetadata, []byte, error) {
+	mdBytes, payload, err := splitEntry(entry, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	md := &MessageMetadata{}
+	if err := proto.Unmarshal(mdBytes, md); err != nil {
+		return nil, nil, fmt.Errorf("%w: metadata: %v", ErrMalformed, err)
+	}
+	return md, payload, nil
+}
+
+// DecodeMetadata returns an entry's metadata without verifying the checksum
+// (for entries already verified when stored).
+func DecodeMetadata(entry []byte) (*MessageMetadata, error) {
+	mdBytes, _, err := splitEntry(entry, false)
+	if err != nil {
+		return nil, err
+	}
+	md := &MessageMetadata{}
+	if err := proto.Unmarshal(mdBytes, md); err != nil {
+		return nil, fmt.Errorf("%w: metadata: %v", ErrMalformed, err)
+	}
+	return md, nil
+}
+
+func splitEntry(entry []byte, verify bool) (md, payload []byte, err error) {
+	if len(entry) < entryHeaderSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(entry))
+	}
+	if binary.BigEndian.Uint16(entry) != Magic {
+		return nil, nil, ErrBadMagic
+	}
+	if verify && crc32.Checksum(entry[6:], castagnoli) != binary.BigEndian.Uint32(entry[2:]) {
+		return nil, nil, ErrBadChecksum
+	}
+	n := binary.BigEndian.Uint32(entry[6:])
+	if uint64(n) > uint64(len(entry)-entryHeaderSize) {
+		return nil, nil, fmt.Errorf("%w: metadata size %d beyond %d bytes", ErrMalformed, n, len(entry))
+	}
+	return entry[entryHeaderSize : entryHeaderSize+int(n)], entry[entryHeaderSize+int(n):], nil
+}
+
+// BatchMessage is one message of a batch payload.
+type BatchMessage struct {
+	Meta    *SingleMessageMetadata
+	Payload []byte
+}
+
+// EncodeBatch builds a batch payload: N x [u32 size][SingleMessageMetadata][payload].
+func EncodeBatch(msgs []BatchMessage) ([]byte, error) {
+	var out []byte
+	for _, m := range msgs {
+		m.Meta.PayloadSize = proto.Int32(int32(len(m.Payload)))
+		mb, err := proto.Marshal(m.Meta)
+		if err != nil {
+			return nil, fmt.Errorf("entry: encode message metadata: %w", err)
+		}
+		out = binary.BigEndian.AppendUint32(out, uint32(len(mb)))
+		out = append(out, mb...)
+		out = append(out, m.Payload...)
+	}
+	return out, nil
+}
+
+// DecodeBatch splits a batch payload into n messages.
+func DecodeBatch(payload []byte, n int) ([]BatchMessage, error) {
+	out := make([]BatchMessage, 0, n)
+	for i := 0; i < n; i++ {
+		if len(payload) < 4 {
+			return nil, fmt.Errorf("%w: batch message %d of %d truncated", ErrMalformed, i, n)
+		}
+		sz := binary.BigEndian.Uint32(payload)
+		if uint64(sz) > uint64(len(payload)-4) {
+			return nil, fmt.Errorf("%w: batch message %d metadata size %d", ErrMalformed, i, sz)
+		}
+		meta := &SingleMessageMetadata{}
+		if err := proto.Unmarshal(payload[4:4+sz], meta); err != nil {
+			return nil, fmt.Errorf("%w: batch message %d metadata: %v", ErrMalformed, i, err)
+		}
+		payload = payload[4+sz:]
+		ps := int(meta.GetPayloadSize())
+		if ps < 0 || ps > len(payload) {
+			return nil, fmt.Errorf("%w: batch message %d payload size %d", ErrMalformed, i, ps)
+		}
+		out = append(out, BatchMessage{Meta: meta, Payload: payload[:ps]})
+		payload = payload[ps:]
+	}
+	return out, nil
+}
+
+// Key returns the key that routes an entry on Key_Shared subscriptions: the
+// ordering key, else the partition key ("" if none).
+func (m *MessageMetadata) Key() string {
+	if len(m.OrderingKey) > 0 {
+		return string(m.OrderingKey)
+	}
+	return m.GetPartitionKey()
+}
+
+// NumMessages returns how many messages the entry holds (at least 1).
+func (m *MessageMetadata) NumMessages() int {
+	if n := int(m.GetNumMessagesInBatch()); n > 1 {
+		return n
+	}
+	return 1
+}
+
+// IsBatch reports whether the entry is a batch payload.
+func (m *MessageMetadata) IsBatch() bool { return m.NumMessagesInBatch != nil }

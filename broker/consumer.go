@@ -1,0 +1,390 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+
+	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/ledger/managed"
+)
+
+// Consumer is one consumer session on a subscription. Its permits, unacked
+// count and deliveries are guarded by the subscription's mu.
+type Consumer struct {
+	sub      *Subscription
+	id       uint64
+	name     string
+	priority int32
+	out      *outbox[*clientpb.ConsumeResponse]
+	killed   chan error
+
+	permits int64 // messages the consumer can still take
+	unacked int   // messages delivered and not acknowledged
+
+	msgsOut, bytesOut atomic.Int64
+}
+
+var consumerSeq atomic.Uint64
+
+// deliver queues one entry for the consumer. s.mu must be held.
+func (c *Consumer) deliver(pos managed.Position, entry []byte, n int, redeliveries uint32) {
+	t := c.sub.t
+	c.out.push(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Message{Message: &clientpb.Message{
+		MessageId: &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
+		RedeliveryCount: redeliveries,
+		Entry:           entry,
+	}}})
+	c.msgsOut.Add(int64(n))
+	c.bytesOut.Add(int64(len(entry)))
+	t.stats.dispatched(n, len(entry))
+}
+
+func (c *Consumer) kill(err error) {
+	select {
+	case c.killed <- err:
+	default:
+	}
+}
+
+// subscribe attaches a consumer, creating the subscription when needed.
+func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe) (*Subscription, *Consumer, error) {
+	if err := t.checkUsable(); err != nil {
+		return nil, nil, err
+	}
+	var sub *Subscription
+	if req.Durable {
+		if req.Subscription == "" {
+			return nil, nil, fmt.Errorf("%w: subscription name is required", errBadRequest)
+		}
+		t.mu.Lock()
+		sub = t.mu.subs[req.Subscription]
+		t.mu.Unlock()
+		if sub == nil {
+			initial := managed.Latest
+			if req.InitialPosition == clientpb.InitialPosition_EARLIEST {
+				initial = managed.Earliest
+			}
+			cur, err := t.ml.OpenCursor(ctx, req.Subscription, initial)
+			if err != nil {
+				return nil, nil, err
+			}
+			t.mu.Lock()
+			if sub = t.mu.subs[req.Subscription]; sub == nil {
+				sub = newSubscription(t, cur)
+				t.mu.subs[req.Subscription] = sub
+			}
+			t.mu.Unlock()
+		}
+	} else {
+		start := t.readerStart(req.StartMessageId, req.StartInclusive)
+		sub = newSubscription(t, t.ml.NewNonDurableCursor(start))
+		sub.name = req.Subscription
+		if sub.name == "" {
+			sub.name = fmt.Sprintf("reader-%d", consumerSeq.Add(1))
+		}
+	}
+	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel,
+		out: newOutbox[*clientpb.ConsumeResponse](), killed: make(chan error, 1)}
+	if c.name == "" {
+		c.name = fmt.Sprintf("consumer-%d", c.id)
+	}
+	if err := sub.addConsumer(c, req.Type); err != nil {
+		if !req.Durable {
+			sub.close(err)
+		}
+		return nil, nil, err
+	}
+	return sub, c, nil
+}
+
+// readerStart resolves a reader's start message id to a position.
+func (t *Topic) readerStart(id *clientpb.MessageId, inclusive bool) managed.Position {
+	switch {
+	case id == nil || id.LedgerId < 0:
+		return t.ml.FirstPosition()
+	case id.LedgerId == LatestLedgerID:
+		lc := t.ml.LastConfirmed()
+		if inclusive && lc.EntryID >= 0 {
+			return lc
+		}
+		return managed.Position{LedgerID: lc.LedgerID, EntryID: lc.EntryID + 1}
+	case inclusive || (id.BatchIndex >= 0 && id.BatchIndex < id.BatchSize-1):
+		// Inclusive, or exclusive of a message inside a batch: start at the
+		// entry; the client skips the batch's earlier messages.
+		return managed.Position{LedgerID: id.LedgerId, EntryID: id.EntryId}
+	default:
+		return managed.Position{LedgerID: id.LedgerId, EntryID: id.EntryId + 1}
+	}
+}
+
+// LatestLedgerID in a start message id means "after the last message".
+const LatestLedgerID = 1<<63 - 1
+
+var errBadRequest = errors.New("broker: bad request")
+
+// addConsumer checks the subscription type rules and attaches c.
+func (s *Subscription) addConsumer(c *Consumer, typ clientpb.SubscriptionType) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return fmt.Errorf("%w: subscription %s", ErrTopicClosed, s.name)
+	}
+	if len(s.mu.consumers) > 0 {
+		if s.mu.subType != typ {
+			return fmt.Errorf("%w: subscription %s is %s, not %s", ErrConsumerBusy, s.name, s.mu.subType, typ)
+		}
+		if typ == clientpb.SubscriptionType_EXCLUSIVE {
+			return fmt.Errorf("%w: exclusive subscription %s already has a consumer", ErrConsumerBusy, s.name)
+		}
+	}
+	s.mu.subType, s.mu.typeSet = typ, true
+	s.mu.consumers = append(s.mu.consumers, c)
+	s.cursor.SetActive(true)
+	switch typ {
+	case clientpb.SubscriptionType_KEY_SHARED:
+		s.rebuildRingLocked()
+	case clientpb.SubscriptionType_EXCLUSIVE, clientpb.SubscriptionType_FAILOVER:
+		s.electLocked()
+	}
+	s.signal()
+	return nil
+}
+
+// electLocked picks the active consumer of an Exclusive/Failover
+// subscription: consumers sorted by priority level then name; partition i
+// goes to the (i mod n)-th. A change hands every unacknowledged entry to
+// the new active consumer.
+func (s *Subscription) electLocked() {
+	var next *Consumer
+	if n := len(s.mu.consumers); n > 0 {
+		sorted := append([]*Consumer(nil), s.mu.consumers...)
+		sort.SliceStable(sorted, func(i, j int) bool {
+			if sorted[i].priority != sorted[j].priority {
+				return sorted[i].priority < sorted[j].priority
+			}
+			return sorted[i].name < sorted[j].name
+		})
+		idx := 0
+		if p := s.t.partition; p > 0 {
+			idx = int(p) % n
+		}
+		next = sorted[idx]
+	}
+	prev := s.mu.active
+	if next == prev {
+		return
+	}
+	s.mu.active = next
+	// Everything the previous active consumer holds unacknowledged goes to
+	// the new one, before any newer entry.
+	for p := range s.mu.pending {
+		s.redeliverLocked(p)
+	}
+	if prev != nil {
+		prev.out.push(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_ActiveChange{ActiveChange: &clientpb.ActiveConsumerChange{IsActive: false}}})
+	}
+	if next != nil && s.mu.subType == clientpb.SubscriptionType_FAILOVER {
+		next.out.push(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_ActiveChange{ActiveChange: &clientpb.ActiveConsumerChange{IsActive: true}}})
+	}
+}
+
+// removeConsumer detaches c; its unacknowledged entries go back for
+// redelivery to the remaining consumers.
+func (s *Subscription) removeConsumer(c *Consumer) {
+	s.mu.Lock()
+	i := -1
+	for j, x := range s.mu.consumers {
+		if x == c {
+			i = j
+		}
+	}
+	if i < 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.consumers = append(s.mu.consumers[:i], s.mu.consumers[i+1:]...)
+	for p, d := range s.mu.pending {
+		if d.c == c {
+			s.redeliverLocked(p)
+		}
+	}
+	switch s.mu.subType {
+	case clientpb.SubscriptionType_KEY_SHARED:
+		s.rebuildRingLocked()
+	case clientpb.SubscriptionType_EXCLUSIVE, clientpb.SubscriptionType_FAILOVER:
+		s.electLocked()
+	}
+	empty := len(s.mu.consumers) == 0
+	if empty {
+		s.mu.typeSet = false
+		s.cursor.SetActive(false)
+	}
+	s.mu.Unlock()
+	c.out.close()
+	if empty && !s.durable {
+		s.close(nil) // a reader's cursor goes with it
+		return
+	}
+	s.signal()
+}
+
+// flow adds permits.
+func (s *Subscription) flow(c *Consumer, n uint32) {
+	s.mu.Lock()
+	c.permits += int64(n)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// ack acknowledges entries individually or cumulatively.
+func (s *Subscription) ack(c *Consumer, ids []*clientpb.MessageId, cumulative bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	positions := make([]managed.Position, len(ids))
+	for i, id := range ids {
+		if id == nil || id.LedgerId < 0 || id.EntryId < 0 {
+			return fmt.Errorf("%w: invalid message id %v", managed.ErrInvalidPosition, id)
+		}
+		positions[i] = managed.Position{LedgerID: id.LedgerId, EntryID: id.EntryId}
+	}
+	s.mu.Lock()
+	typ := s.mu.subType
+	s.mu.Unlock()
+	if cumulative {
+		if typ == clientpb.SubscriptionType_SHARED || typ == clientpb.SubscriptionType_KEY_SHARED {
+			return fmt.Errorf("%w: cumulative acknowledgement on a %s subscription", ErrNotAllowed, typ)
+		}
+		if len(positions) != 1 {
+			return fmt.Errorf("%w: a cumulative acknowledgement names one message", errBadRequest)
+		}
+		if err := s.cursor.AckCumulative(positions[0]); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for p := range s.mu.pending {
+			if !positions[0].Less(p) {
+				s.settleLocked(p)
+				delete(s.mu.redeliveries, p)
+			}
+		}
+		for len(s.mu.replay) > 0 && !positions[0].Less(s.mu.replay[0].pos) {
+			s.removeReplayLocked(s.mu.replay[0].pos)
+		}
+		s.mu.Unlock()
+	} else {
+		if err := s.cursor.Ack(positions...); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, p := range positions {
+			s.settleLocked(p)
+			s.removeReplayLocked(p)
+			delete(s.mu.redeliveries, p)
+		}
+		s.mu.Unlock()
+	}
+	s.t.stats.acked(len(positions))
+	s.signal()
+	return nil
+}
+
+// redeliver puts c's unacknowledged entries (all, or the given ones) back
+// for redelivery.
+func (s *Subscription) redeliver(c *Consumer, ids []*clientpb.MessageId) {
+	s.mu.Lock()
+	if len(ids) == 0 {
+		for p, d := range s.mu.pending {
+			if d.c == c {
+				s.redeliverLocked(p)
+			}
+		}
+	} else {
+		for _, id := range ids {
+			p := managed.Position{LedgerID: id.GetLedgerId(), EntryID: id.GetEntryId()}
+			if d, ok := s.mu.pending[p]; ok && d.c == c {
+				s.redeliverLocked(p)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// seek moves the subscription so that the next message delivered is the
+// one at (or first published at or after) the target. Other consumers of the
+// subscription are disconnected and reconnect from the new position.
+func (s *Subscription) seek(ctx context.Context, c *Consumer, req *clientpb.Seek) error {
+	var pos managed.Position
+	switch tgt := req.Target.(type) {
+	case *clientpb.Seek_MessageId:
+		id := tgt.MessageId
+		switch {
+		case id == nil:
+			return fmt.Errorf("%w: seek without a target", errBadRequest)
+		case id.LedgerId < 0:
+			pos = s.t.ml.FirstPosition()
+		case id.LedgerId == LatestLedgerID:
+			lc := s.t.ml.LastConfirmed()
+			pos = managed.Position{LedgerID: lc.LedgerID, EntryID: lc.EntryID + 1}
+		default:
+			pos = managed.Position{LedgerID: id.LedgerId, EntryID: id.EntryId}
+		}
+	case *clientpb.Seek_PublishTime:
+		p, err := s.t.ml.FindByTime(ctx, tgt.PublishTime)
+		if err != nil {
+			return err
+		}
+		pos = p
+	default:
+		return fmt.Errorf("%w: seek without a target", errBadRequest)
+	}
+	s.mu.Lock()
+	others := make([]*Consumer, 0, len(s.mu.consumers))
+	for _, x := range s.mu.consumers {
+		if x != c {
+			others = append(others, x)
+		}
+		x.permits = 0 // consumers flow again after dropping what they hold
+		x.unacked = 0
+	}
+	clear(s.mu.pending)
+	s.mu.replay = nil
+	clear(s.mu.replayKeys)
+	clear(s.mu.redeliveries)
+	clear(s.mu.flights)
+	s.cursor.Reset(pos)
+	s.mu.Unlock()
+	for _, x := range others {
+		x.kill(fmt.Errorf("%w: subscription %s was reset", ErrTopicClosed, s.name))
+	}
+	s.signal()
+	return nil
+}
+
+// unsubscribe deletes the subscription; only its last consumer may.
+func (s *Subscription) unsubscribe(ctx context.Context, c *Consumer) error {
+	s.mu.Lock()
+	if len(s.mu.consumers) != 1 || s.mu.consumers[0] != c {
+		n := len(s.mu.consumers)
+		s.mu.Unlock()
+		return fmt.Errorf("%w: subscription %s has %d other consumers connected", ErrConsumerBusy, s.name, n-1)
+	}
+	s.mu.Unlock()
+	t := s.t
+	if s.durable {
+		if err := t.ml.DeleteCursor(ctx, s.name); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	if t.mu.subs[s.name] == s {
+		delete(t.mu.subs, s.name)
+	}
+	t.mu.Unlock()
+	s.stopDispatcher()
+	return nil
+}

@@ -1,0 +1,160 @@
+package broker
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics exposes Pulsar-style series (pulsar_*) per topic, computed from
+// the loaded topics at scrape time, plus a publish latency histogram.
+type metrics struct {
+	b   *Broker
+	reg *prometheus.Registry
+
+	publishLatency *prometheus.HistogramVec
+
+	mu    sync.Mutex
+	rates map[*Topic]*rateState
+}
+
+type rateState struct {
+	at                                time.Time
+	msgsIn, bytesIn, msgsOut, bytesOut int64
+	rateIn, thrIn, rateOut, thrOut     float64
+}
+
+var (
+	labels = []string{"cluster", "namespace", "topic"}
+	descs  = map[string]*prometheus.Desc{}
+)
+
+func desc(name, help string, extra ...string) *prometheus.Desc {
+	if d, ok := descs[name]; ok {
+		return d
+	}
+	d := prometheus.NewDesc(name, help, append(append([]string(nil), labels...), extra...), nil)
+	descs[name] = d
+	return d
+}
+
+var (
+	descInMsgs      = desc("pulsar_in_messages_total", "Messages published to the topic.")
+	descInBytes     = desc("pulsar_in_bytes_total", "Bytes published to the topic.")
+	descOutMsgs     = desc("pulsar_out_messages_total", "Messages dispatched from the topic.")
+	descOutBytes    = desc("pulsar_out_bytes_total", "Bytes dispatched from the topic.")
+	descRateIn      = desc("pulsar_rate_in", "Publish rate, messages/s (last interval).")
+	descRateOut     = desc("pulsar_rate_out", "Dispatch rate, messages/s (last interval).")
+	descThrIn       = desc("pulsar_throughput_in", "Publish throughput, bytes/s (last interval).")
+	descThrOut      = desc("pulsar_throughput_out", "Dispatch throughput, bytes/s (last interval).")
+	descBacklog     = desc("pulsar_msg_backlog", "Unacknowledged entries over all subscriptions.")
+	descSubBacklog  = desc("pulsar_subscription_back_log", "Unacknowledged entries of a subscription.", "subscription")
+	descStorage     = desc("pulsar_storage_size", "Bytes stored for the topic (bookies and tiered storage).")
+	descOffloaded   = desc("pulsar_storage_offloaded_size", "Bytes of the topic offloaded to tiered storage.")
+	descProducers   = desc("pulsar_producers_count", "Connected producers.")
+	descConsumers   = desc("pulsar_consumers_count", "Connected consumers.")
+	descSubs        = desc("pulsar_subscriptions_count", "Subscriptions.")
+	descTopicsCount = prometheus.NewDesc("pulsar_topics_count", "Topics loaded on this broker.", []string{"cluster"}, nil)
+)
+
+func newMetrics(b *Broker) *metrics {
+	m := &metrics{b: b, reg: prometheus.NewRegistry(), rates: map[*Topic]*rateState{}}
+	m.publishLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "pulsar_storage_write_latency_seconds",
+		Help:    "Publish latency: from receiving a message to its durable append.",
+		Buckets: []float64{0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1},
+	}, labels)
+	m.reg.MustRegister(m, m.publishLatency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// observer returns the publish latency observer for a topic.
+func (m *metrics) observer(t *Topic) func(time.Duration) {
+	h := m.publishLatency.WithLabelValues(m.b.opts.Cluster, t.name.NamespaceName().String(), t.name.String())
+	return func(d time.Duration) { h.Observe(d.Seconds()) }
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range descs {
+		ch <- d
+	}
+	ch <- descTopicsCount
+}
+
+// Collect emits every topic's series.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	topics := m.b.loadedTopics()
+	cluster := m.b.opts.Cluster
+	ch <- prometheus.MustNewConstMetric(descTopicsCount, prometheus.GaugeValue, float64(len(topics)), cluster)
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	live := map[*Topic]bool{}
+	for _, t := range topics {
+		live[t] = true
+		lv := []string{cluster, t.name.NamespaceName().String(), t.name.String()}
+		s := t.stats
+		in, bin, out, bout := s.msgsIn.Load(), s.bytesIn.Load(), s.msgsOut.Load(), s.bytesOut.Load()
+		r := m.rates[t]
+		if r == nil {
+			r = &rateState{at: now}
+			m.rates[t] = r
+		}
+		// Rates over at least 5 s, so frequent scrapes do not jitter.
+		if el := now.Sub(r.at).Seconds(); el >= 5 {
+			r.rateIn, r.thrIn = float64(in-r.msgsIn)/el, float64(bin-r.bytesIn)/el
+			r.rateOut, r.thrOut = float64(out-r.msgsOut)/el, float64(bout-r.bytesOut)/el
+			r.at, r.msgsIn, r.bytesIn, r.msgsOut, r.bytesOut = now, in, bin, out, bout
+		}
+		counter := func(d *prometheus.Desc, v int64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+		}
+		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append(append([]string(nil), lv...), extra...)...)
+		}
+		counter(descInMsgs, in)
+		counter(descInBytes, bin)
+		counter(descOutMsgs, out)
+		counter(descOutBytes, bout)
+		gauge(descRateIn, r.rateIn)
+		gauge(descThrIn, r.thrIn)
+		gauge(descRateOut, r.rateOut)
+		gauge(descThrOut, r.thrOut)
+		st := t.ml.Stats()
+		gauge(descStorage, float64(st.Size))
+		gauge(descOffloaded, float64(st.OffloadedSize))
+		var backlog int64
+		for _, cs := range st.Cursors {
+			backlog += cs.Backlog
+			gauge(descSubBacklog, float64(cs.Backlog), cs.Name)
+		}
+		gauge(descBacklog, float64(backlog))
+		np, nc, ns := t.counts()
+		gauge(descProducers, float64(np))
+		gauge(descConsumers, float64(nc))
+		gauge(descSubs, float64(ns))
+	}
+	for t := range m.rates {
+		if !live[t] {
+			delete(m.rates, t)
+		}
+	}
+}
+
+// counts returns producers, consumers and subscriptions of a topic.
+func (t *Topic) counts() (producers, consumers, subs int) {
+	t.mu.Lock()
+	producers, subs = len(t.mu.producers), len(t.mu.subs)
+	ss := make([]*Subscription, 0, len(t.mu.subs))
+	for _, s := range t.mu.subs {
+		ss = append(ss, s)
+	}
+	t.mu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		consumers += len(s.mu.consumers)
+		s.mu.Unlock()
+	}
+	return producers, consumers, subs
+}

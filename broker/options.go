@@ -1,0 +1,122 @@
+package broker
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/strata-mq/strata/ledger"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// Options configures a Broker. Zero values take the documented defaults
+// (EnsureDefaults).
+type Options struct {
+	// Cluster is the name of the cluster this broker serves. Required.
+	Cluster string
+	// GRPCAddr is the client API listen address; default "0.0.0.0:6650".
+	GRPCAddr string
+	// HTTPAddr serves health, metrics and the admin API; default "0.0.0.0:8080".
+	HTTPAddr string
+	// AdvertisedAddr is the host clients reach this broker at; default
+	// 127.0.0.1 when listening on all interfaces. Ports come from the
+	// listeners.
+	AdvertisedAddr string
+	// ID identifies the broker in metadata; default advertised host:grpc port.
+	ID string
+
+	// Metadata is the local metadata store (ledgers, cursors, ownership,
+	// registration). Required.
+	Metadata metadata.Store
+	// ConfigStore holds clusters, tenants and namespaces; default Metadata.
+	ConfigStore metadata.Store
+	// Ledgers is the ledger client; default one built on Metadata.
+	Ledgers *ledger.Client
+
+	// SessionTTL is the lease TTL of ownership and registration; default 10 s.
+	SessionTTL time.Duration
+
+	// DefaultEnsembleSize, DefaultWriteQuorum, DefaultAckQuorum apply to
+	// namespaces without a persistence policy; default 1/1/1.
+	DefaultEnsembleSize, DefaultWriteQuorum, DefaultAckQuorum int
+	// MaxEntriesPerLedger and MaxLedgerRolloverTime roll ledgers over;
+	// defaults 50,000 and 4 h.
+	MaxEntriesPerLedger   int64
+	MaxLedgerRolloverTime time.Duration
+	// MaxMessageSize bounds a message (entry) in bytes; default 5 MiB.
+	MaxMessageSize int
+	// CursorPersistInterval: how often acknowledgements are persisted;
+	// default 1 s.
+	CursorPersistInterval time.Duration
+	// RetentionCheckInterval: how often ledgers are trimmed; default 2 min.
+	RetentionCheckInterval time.Duration
+	// TopicCacheBytes bounds each topic's entry cache; default 16 MiB.
+	TopicCacheBytes int64
+	// DispatchBatch is the most entries a dispatcher reads at once; default 100.
+	DispatchBatch int
+
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.GRPCAddr == "" {
+		o.GRPCAddr = "0.0.0.0:6650"
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "0.0.0.0:8080"
+	}
+	if o.ConfigStore == nil {
+		o.ConfigStore = o.Metadata
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 10 * time.Second
+	}
+	if o.DefaultEnsembleSize <= 0 {
+		o.DefaultEnsembleSize = 1
+	}
+	if o.DefaultWriteQuorum <= 0 {
+		o.DefaultWriteQuorum = o.DefaultEnsembleSize
+	}
+	if o.DefaultAckQuorum <= 0 {
+		o.DefaultAckQuorum = o.DefaultWriteQuorum
+	}
+	if o.MaxEntriesPerLedger <= 0 {
+		o.MaxEntriesPerLedger = 50000
+	}
+	if o.MaxLedgerRolloverTime <= 0 {
+		o.MaxLedgerRolloverTime = 4 * time.Hour
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 5 << 20
+	}
+	if o.CursorPersistInterval <= 0 {
+		o.CursorPersistInterval = time.Second
+	}
+	if o.RetentionCheckInterval <= 0 {
+		o.RetentionCheckInterval = 2 * time.Minute
+	}
+	if o.TopicCacheBytes <= 0 {
+		o.TopicCacheBytes = 16 << 20
+	}
+	if o.DispatchBatch <= 0 {
+		o.DispatchBatch = 100
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first invalid option.
+func (o *Options) Validate() error {
+	switch {
+	case o.Cluster == "":
+		return errors.New("broker: Cluster is required")
+	case o.Metadata == nil:
+		return errors.New("broker: Metadata store is required")
+	case o.DefaultAckQuorum > o.DefaultWriteQuorum || o.DefaultWriteQuorum > o.DefaultEnsembleSize:
+		return errors.New("broker: default quorums must satisfy ensemble >= write quorum >= ack quorum")
+	}
+	return nil
+}

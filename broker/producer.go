@@ -1,0 +1,151 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/ledger/managed"
+)
+
+// Producer is one producer session on a topic.
+type Producer struct {
+	t      *Topic
+	name   string
+	out    *outbox[*clientpb.ProduceResponse]
+	killed chan error // server-side close: the stream ends with this error
+
+	// Receipts and send errors leave in send order: every send takes a slot
+	// and replies are released from the head as slots complete.
+	mu struct {
+		sync.Mutex
+		slots []*sendSlot
+	}
+	pending atomic.Int64 // sends not yet answered
+
+	accessExclusive bool
+}
+
+type sendSlot struct {
+	done bool
+	resp *clientpb.ProduceResponse
+}
+
+var producerSeq atomic.Int64
+
+// addProducer registers a producer session.
+func (t *Topic) addProducer(open *clientpb.ProducerOpen) (*Producer, error) {
+	if err := t.checkUsable(); err != nil {
+		return nil, err
+	}
+	if t.ml.IsTerminated() {
+		return nil, fmt.Errorf("%w: topic %s", managed.ErrTerminated, t.name)
+	}
+	name := open.ProducerName
+	if name == "" {
+		name = fmt.Sprintf("%s-%s-%d", t.b.opts.Cluster, t.b.id, producerSeq.Add(1))
+	}
+	p := &Producer{t: t, name: name, out: newOutbox[*clientpb.ProduceResponse](), killed: make(chan error, 1)}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.closed {
+		return nil, fmt.Errorf("%w: %s", ErrTopicClosed, t.name)
+	}
+	if _, dup := t.mu.producers[name]; dup {
+		return nil, fmt.Errorf("%w: a producer named %q is already connected to %s", ErrProducerBusy, name, t.name)
+	}
+	for _, other := range t.mu.producers {
+		if other.exclusive() || open.AccessMode == clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE {
+			return nil, fmt.Errorf("%w: %s has an exclusive producer or producers already", ErrProducerBusy, t.name)
+		}
+	}
+	p.accessExclusive = open.AccessMode == clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE
+	t.mu.producers[name] = p
+	return p, nil
+}
+
+func (p *Producer) exclusive() bool { return p.accessExclusive }
+
+func (t *Topic) removeProducer(p *Producer) {
+	t.mu.Lock()
+	if t.mu.producers[p.name] == p {
+		delete(t.mu.producers, p.name)
+	}
+	t.mu.Unlock()
+	p.out.close()
+}
+
+// kill ends the producer's stream with err (the client reconnects).
+func (p *Producer) kill(err error) {
+	select {
+	case p.killed <- err:
+	default:
+	}
+}
+
+// send appends one entry. The reply is queued in send order.
+func (p *Producer) send(s *clientpb.Send) {
+	slot := &sendSlot{}
+	p.mu.Lock()
+	p.mu.slots = append(p.mu.slots, slot)
+	p.mu.Unlock()
+	p.pending.Add(1)
+
+	fail := func(e clientpb.ServerError, format string, args ...any) {
+		p.complete(slot, &clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_SendError{SendError: &clientpb.SendError{
+			SequenceId: s.SequenceId, Error: e, Message: fmt.Sprintf(format, args...)}}})
+	}
+	t := p.t
+	max := t.b.opts.MaxMessageSize
+	if len(s.Entry) > max+(64<<10) {
+		fail(clientpb.ServerError_MESSAGE_TOO_LARGE, "message of %d bytes exceeds the maximum message size %d", len(s.Entry), max)
+		return
+	}
+	md, payload, err := pulsarpb.DecodeEntry(s.Entry)
+	switch {
+	case errors.Is(err, pulsarpb.ErrBadChecksum):
+		fail(clientpb.ServerError_CHECKSUM_ERROR, "entry checksum mismatch")
+		return
+	case err != nil:
+		fail(clientpb.ServerError_INVALID_MESSAGE, "malformed entry: %v", err)
+		return
+	}
+	if len(payload) > max {
+		fail(clientpb.ServerError_MESSAGE_TOO_LARGE, "message payload of %d bytes exceeds the maximum message size %d", len(payload), max)
+		return
+	}
+	n := md.NumMessages()
+	start := time.Now()
+	t.ml.AppendAsync(s.Entry, int64(md.GetPublishTime()), func(pos managed.Position, err error) {
+		if err != nil {
+			fail(serverError(err), "persist message: %v", err)
+			if errors.Is(err, managed.ErrFenced) || errors.Is(err, managed.ErrClosed) {
+				p.kill(err) // the topic moved: reconnect
+			}
+			return
+		}
+		t.stats.published(n, len(s.Entry), time.Since(start))
+		p.complete(slot, &clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Receipt{Receipt: &clientpb.Receipt{
+			SequenceId: s.SequenceId, HighestSequenceId: s.HighestSequenceId,
+			MessageId: &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
+		}}})
+	})
+}
+
+// complete fills a slot and releases replies from the head in order.
+func (p *Producer) complete(slot *sendSlot, resp *clientpb.ProduceResponse) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	slot.done, slot.resp = true, resp
+	i := 0
+	for ; i < len(p.mu.slots) && p.mu.slots[i].done; i++ {
+		p.out.push(p.mu.slots[i].resp)
+		p.pending.Add(-1)
+	}
+	clear(p.mu.slots[:i])
+	p.mu.slots = p.mu.slots[i:]
+}

@@ -1,0 +1,229 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/internal/naming"
+	"github.com/strata-mq/strata/tenants"
+)
+
+type service struct {
+	clientpb.UnimplementedBrokerServer
+	b *Broker
+}
+
+func parseTopic(s string) (naming.Topic, error) {
+	t, err := naming.ParseTopic(s)
+	if err != nil {
+		return naming.Topic{}, clientpb.Error(clientpb.ServerError_INVALID_TOPIC_NAME, "%v", err)
+	}
+	return t, nil
+}
+
+func (s *service) Lookup(ctx context.Context, req *clientpb.LookupRequest) (*clientpb.LookupResponse, error) {
+	t, err := parseTopic(req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	bi, redirect, err := s.b.lookup(ctx, t, req.Authoritative)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	resp := &clientpb.LookupResponse{BrokerUrl: bi.GRPCURL, HttpUrl: bi.HTTPURL}
+	if redirect {
+		resp.Kind, resp.Authoritative = clientpb.LookupResponse_REDIRECT, true
+	}
+	return resp, nil
+}
+
+func (s *service) PartitionedMetadata(ctx context.Context, req *clientpb.PartitionedMetadataRequest) (*clientpb.PartitionedMetadataResponse, error) {
+	t, err := parseTopic(req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	if !s.b.ready.Load() {
+		return nil, statusError(ErrNotReady)
+	}
+	if _, err := s.b.policies(t.NamespaceName()); err != nil {
+		return nil, statusError(err)
+	}
+	pm, err := s.b.cfg.GetPartitionedTopic(ctx, t)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return &clientpb.PartitionedMetadataResponse{}, nil
+	}
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return &clientpb.PartitionedMetadataResponse{Partitions: uint32(pm.Partitions)}, nil
+}
+
+func (s *service) LastMessageId(ctx context.Context, req *clientpb.LastMessageIdRequest) (*clientpb.LastMessageIdResponse, error) {
+	t, err := parseTopic(req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	topic, err := s.b.getTopic(ctx, t)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	lc := topic.ml.LastConfirmed()
+	id := &clientpb.MessageId{LedgerId: lc.LedgerID, EntryId: lc.EntryID, BatchIndex: -1, Partition: topic.partition}
+	if lc.EntryID >= 0 {
+		if es, _, err := topic.ml.Read(ctx, lc, 1, 1); err == nil && len(es) == 1 {
+			if md, err := pulsarpb.DecodeMetadata(es[0].Data); err == nil && md.IsBatch() {
+				id.BatchIndex, id.BatchSize = int32(md.NumMessages()-1), int32(md.NumMessages())
+			}
+		}
+	}
+	return &clientpb.LastMessageIdResponse{MessageId: id}, nil
+}
+
+// recvLoop reads a stream in a goroutine so the handler can also react to
+// server-side closes.
+func recvLoop[T any](recv func() (T, error)) (<-chan T, <-chan error) {
+	ch := make(chan T)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			v, err := recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			ch <- v
+		}
+	}()
+	return ch, errc
+}
+
+func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "a produce stream must start with open")
+	}
+	name, err := parseTopic(open.Topic)
+	if err != nil {
+		return err
+	}
+	t, err := s.b.getTopic(ctx, name)
+	if err != nil {
+		return statusError(err)
+	}
+	p, err := t.addProducer(open)
+	if err != nil {
+		return statusError(err)
+	}
+	defer t.removeProducer(p)
+	if err := stream.Send(&clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Opened{Opened: &clientpb.ProducerOpened{
+		ProducerName: p.name, LastSequenceId: -1, MaxMessageSize: int64(s.b.opts.MaxMessageSize), Topic: name.String(),
+	}}}); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	defer close(done)
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- p.out.run(done, stream.Send) }()
+	reqs, recvErr := recvLoop(stream.Recv)
+	for {
+		select {
+		case req := <-reqs:
+			send := req.GetSend()
+			if send == nil {
+				return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "unexpected command on a produce stream")
+			}
+			p.send(send)
+		case err := <-recvErr:
+			return err
+		case err := <-sendErr:
+			return err
+		case err := <-p.killed:
+			return statusError(err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	req := first.GetSubscribe()
+	if req == nil {
+		return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "a consume stream must start with subscribe")
+	}
+	name, err := parseTopic(req.Topic)
+	if err != nil {
+		return err
+	}
+	t, err := s.b.getTopic(ctx, name)
+	if err != nil {
+		return statusError(err)
+	}
+	sub, c, err := t.subscribe(ctx, req)
+	if err != nil {
+		return statusError(err)
+	}
+	defer sub.removeConsumer(c)
+	if err := stream.Send(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Subscribed{Subscribed: &clientpb.Subscribed{
+		ConsumerName: c.name, Topic: name.String()}}}); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	defer close(done)
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- c.out.run(done, stream.Send) }()
+	reqs, recvErr := recvLoop(stream.Recv)
+	result := func(id uint64, err error) {
+		r := &clientpb.CommandResult{RequestId: id}
+		if err != nil {
+			r.Error, r.Message = serverError(err), err.Error()
+		}
+		c.out.push(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Result{Result: r}})
+	}
+	for {
+		select {
+		case req := <-reqs:
+			switch cmd := req.Cmd.(type) {
+			case *clientpb.ConsumeRequest_Flow:
+				sub.flow(c, cmd.Flow.Permits)
+			case *clientpb.ConsumeRequest_Ack:
+				result(cmd.Ack.RequestId, sub.ack(c, cmd.Ack.MessageIds, cmd.Ack.Cumulative))
+			case *clientpb.ConsumeRequest_Redeliver:
+				sub.redeliver(c, cmd.Redeliver.MessageIds)
+			case *clientpb.ConsumeRequest_Seek:
+				result(cmd.Seek.RequestId, sub.seek(ctx, c, cmd.Seek))
+			case *clientpb.ConsumeRequest_Unsubscribe:
+				err := sub.unsubscribe(ctx, c)
+				result(cmd.Unsubscribe.RequestId, err)
+				if err == nil {
+					return nil
+				}
+			default:
+				return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "unexpected command %T on a consume stream", req.Cmd)
+			}
+		case err := <-recvErr:
+			return err
+		case err := <-sendErr:
+			return err
+		case err := <-c.killed:
+			if err == nil {
+				return nil
+			}
+			return statusError(err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+

@@ -1,0 +1,418 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/ledger/managed"
+)
+
+// maxReplay bounds the entries waiting for redelivery (or for their key's
+// consumer); above it the dispatcher stops reading new entries.
+const maxReplay = 10000
+
+// Subscription dispatches a cursor's entries to its consumers with the
+// semantics of its type:
+//   - Exclusive: one consumer; another is rejected.
+//   - Failover: one active consumer (lowest priority level, then name; for
+//     partition i the i-th), the others stand by and take over on disconnect.
+//   - Shared: round-robin over consumers with permits; no ordering; a gone
+//     consumer's unacknowledged entries go to the others.
+//   - Key_Shared: an entry's key picks its consumer on a hash ring; an entry
+//     is held back while earlier entries of its key are unacknowledged at
+//     another consumer, so per-key order survives consumers joining/leaving.
+//
+// One goroutine (run) dispatches; consumers add permits, acks and
+// redelivery requests from their own goroutines under mu.
+type Subscription struct {
+	t       *Topic
+	name    string
+	cursor  *managed.Cursor
+	durable bool
+	log     *slog.Logger
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	mu struct {
+		sync.Mutex
+		subType      clientpb.SubscriptionType
+		typeSet      bool
+		consumers    []*Consumer
+		active       *Consumer
+		pending      map[managed.Position]*delivery
+		replay       []replayItem // sorted by position
+		replayKeys   map[uint32]int
+		redeliveries map[managed.Position]uint32
+		flights      map[uint32]*keyFlight
+		ring         []ringPoint
+		rr           int
+		closed       bool
+	}
+}
+
+type delivery struct {
+	c      *Consumer
+	n      int
+	key    uint32
+	hasKey bool
+}
+
+type replayItem struct {
+	pos    managed.Position
+	key    uint32
+	hasKey bool
+}
+
+type keyFlight struct {
+	c     *Consumer
+	count int
+}
+
+type ringPoint struct {
+	hash uint32
+	c    *Consumer
+}
+
+func newSubscription(t *Topic, c *managed.Cursor) *Subscription {
+	s := &Subscription{t: t, name: c.Name(), cursor: c, durable: c.Durable(), log: t.log.With("subscription", c.Name()),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.mu.pending = make(map[managed.Position]*delivery)
+	s.mu.replayKeys = make(map[uint32]int)
+	s.mu.redeliveries = make(map[managed.Position]uint32)
+	s.mu.flights = make(map[uint32]*keyFlight)
+	go s.run()
+	return s
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the dispatch loop.
+func (s *Subscription) run() {
+	defer close(s.done)
+	for {
+		dataWait := s.t.ml.Wait()
+		progress, wantData := s.dispatch()
+		if progress {
+			continue
+		}
+		var data <-chan struct{}
+		if wantData {
+			data = dataWait
+		}
+		select {
+		case <-s.wake:
+		case <-data:
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// stopDispatcher ends the dispatch loop.
+func (s *Subscription) stopDispatcher() {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+}
+
+// close disconnects every consumer with cause and stops dispatching.
+func (s *Subscription) close(cause error) {
+	s.mu.Lock()
+	consumers := append([]*Consumer(nil), s.mu.consumers...)
+	s.mu.Unlock()
+	for _, c := range consumers {
+		c.kill(cause)
+	}
+	s.stopDispatcher()
+	s.cursor.Close()
+}
+
+// permitsLocked returns the permits of the consumers entries may go to.
+func (s *Subscription) permitsLocked() int64 {
+	switch s.mu.subType {
+	case clientpb.SubscriptionType_EXCLUSIVE, clientpb.SubscriptionType_FAILOVER:
+		if s.mu.active == nil {
+			return 0
+		}
+		return max(s.mu.active.permits, 0)
+	}
+	var n int64
+	for _, c := range s.mu.consumers {
+		n += max(c.permits, 0)
+	}
+	return n
+}
+
+// dispatch sends what it can: first entries to redeliver, then new ones.
+// progress reports that something was sent; wantData that the dispatcher
+// waits for new entries (it has permits but read nothing).
+func (s *Subscription) dispatch() (progress, wantData bool) {
+	s.mu.Lock()
+	if s.mu.closed || len(s.mu.consumers) == 0 {
+		s.mu.Unlock()
+		return false, false
+	}
+	permits := s.permitsLocked()
+	if permits <= 0 {
+		s.mu.Unlock()
+		return false, false
+	}
+	batch := int(min(permits, int64(s.t.b.opts.DispatchBatch)))
+	replay := append([]replayItem(nil), s.mu.replay[:min(len(s.mu.replay), batch)]...)
+	replayFull := len(s.mu.replay) >= maxReplay
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if len(replay) > 0 {
+		if s.dispatchReplay(ctx, replay) {
+			return true, false
+		}
+	}
+	if replayFull {
+		return false, false
+	}
+	entries, err := s.cursor.Read(ctx, batch, 8<<20)
+	if err != nil {
+		if !errors.Is(err, managed.ErrClosed) {
+			s.log.Warn("read failed", "err", err)
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false, false
+	}
+	if len(entries) == 0 {
+		return false, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range entries {
+		md, err := pulsarpb.DecodeMetadata(e.Data)
+		if err != nil {
+			s.log.Error("skipping undecodable entry", "position", e.Position, "err", err)
+			continue
+		}
+		item := replayItem{pos: e.Position}
+		if s.mu.subType == clientpb.SubscriptionType_KEY_SHARED {
+			item.key, item.hasKey = keyHash(md.Key()), true
+			if s.mu.replayKeys[item.key] > 0 {
+				s.addReplayLocked(item) // earlier entries of this key wait: keep order
+				continue
+			}
+		}
+		if s.sendLocked(item, e.Data, md) {
+			progress = true
+		} else {
+			s.addReplayLocked(item)
+		}
+	}
+	return progress, false
+}
+
+// dispatchReplay sends entries waiting for (re)delivery, oldest first. It
+// stops at the first entry it cannot send — except on Key_Shared, where only
+// later entries of the same key must wait — so that permits arriving midway
+// never let a later entry overtake an earlier one.
+func (s *Subscription) dispatchReplay(ctx context.Context, items []replayItem) bool {
+	sent := false
+	held := map[uint32]bool{}
+	for _, it := range items {
+		if it.hasKey && held[it.key] {
+			continue
+		}
+		if s.cursor.IsAcked(it.pos) {
+			s.mu.Lock()
+			s.removeReplayLocked(it.pos)
+			s.mu.Unlock()
+			continue
+		}
+		es, _, err := s.t.ml.Read(ctx, it.pos, 1, 1)
+		if err != nil || len(es) == 0 || es[0].Position != it.pos {
+			// Gone (trimmed, expired): nothing to redeliver.
+			s.mu.Lock()
+			s.removeReplayLocked(it.pos)
+			s.mu.Unlock()
+			continue
+		}
+		md, err := pulsarpb.DecodeMetadata(es[0].Data)
+		s.mu.Lock()
+		if s.mu.closed || !s.inReplayLocked(it.pos) {
+			s.mu.Unlock()
+			continue
+		}
+		switch {
+		case err != nil:
+			s.removeReplayLocked(it.pos) // undecodable: cannot be delivered
+		case s.sendLocked(it, es[0].Data, md):
+			s.removeReplayLocked(it.pos)
+			sent = true
+		case it.hasKey:
+			held[it.key] = true
+		default:
+			s.mu.Unlock()
+			return sent
+		}
+		s.mu.Unlock()
+	}
+	return sent
+}
+
+// sendLocked hands an entry to the consumer its subscription type picks, if
+// that consumer has permits and (Key_Shared) the key is free. s.mu must be held.
+func (s *Subscription) sendLocked(it replayItem, entry []byte, md *pulsarpb.MessageMetadata) bool {
+	c := s.pickLocked(it)
+	if c == nil {
+		return false
+	}
+	n := md.NumMessages()
+	c.permits -= int64(n)
+	d := &delivery{c: c, n: n, key: it.key, hasKey: it.hasKey}
+	s.mu.pending[it.pos] = d
+	c.unacked += n
+	if it.hasKey {
+		f := s.mu.flights[it.key]
+		if f == nil {
+			f = &keyFlight{c: c}
+			s.mu.flights[it.key] = f
+		}
+		f.c = c
+		f.count++
+	}
+	c.deliver(it.pos, entry, n, s.mu.redeliveries[it.pos])
+	return true
+}
+
+// pickLocked chooses the consumer for an entry, or nil to hold it back.
+func (s *Subscription) pickLocked(it replayItem) *Consumer {
+	switch s.mu.subType {
+	case clientpb.SubscriptionType_EXCLUSIVE, clientpb.SubscriptionType_FAILOVER:
+		if c := s.mu.active; c != nil && c.permits > 0 {
+			return c
+		}
+		return nil
+	case clientpb.SubscriptionType_SHARED:
+		n := len(s.mu.consumers)
+		for i := 0; i < n; i++ {
+			c := s.mu.consumers[(s.mu.rr+i)%n]
+			if c.permits > 0 {
+				s.mu.rr = (s.mu.rr + i + 1) % n
+				return c
+			}
+		}
+		return nil
+	case clientpb.SubscriptionType_KEY_SHARED:
+		c := s.ringLookupLocked(it.key)
+		if c == nil || c.permits <= 0 {
+			return nil
+		}
+		if f := s.mu.flights[it.key]; f != nil && f.count > 0 && f.c != c {
+			return nil // earlier entries of the key are still at another consumer
+		}
+		return c
+	}
+	return nil
+}
+
+func (s *Subscription) addReplayLocked(it replayItem) {
+	i := sort.Search(len(s.mu.replay), func(i int) bool { return !s.mu.replay[i].pos.Less(it.pos) })
+	if i < len(s.mu.replay) && s.mu.replay[i].pos == it.pos {
+		return
+	}
+	s.mu.replay = append(s.mu.replay, replayItem{})
+	copy(s.mu.replay[i+1:], s.mu.replay[i:])
+	s.mu.replay[i] = it
+	if it.hasKey {
+		s.mu.replayKeys[it.key]++
+	}
+}
+
+func (s *Subscription) inReplayLocked(p managed.Position) bool {
+	i := sort.Search(len(s.mu.replay), func(i int) bool { return !s.mu.replay[i].pos.Less(p) })
+	return i < len(s.mu.replay) && s.mu.replay[i].pos == p
+}
+
+func (s *Subscription) removeReplayLocked(p managed.Position) {
+	i := sort.Search(len(s.mu.replay), func(i int) bool { return !s.mu.replay[i].pos.Less(p) })
+	if i < len(s.mu.replay) && s.mu.replay[i].pos == p {
+		if it := s.mu.replay[i]; it.hasKey {
+			if s.mu.replayKeys[it.key]--; s.mu.replayKeys[it.key] <= 0 {
+				delete(s.mu.replayKeys, it.key)
+			}
+		}
+		s.mu.replay = append(s.mu.replay[:i], s.mu.replay[i+1:]...)
+	}
+}
+
+// settleLocked forgets a delivery (acknowledged or moved to replay).
+func (s *Subscription) settleLocked(p managed.Position) *delivery {
+	d, ok := s.mu.pending[p]
+	if !ok {
+		return nil
+	}
+	delete(s.mu.pending, p)
+	d.c.unacked -= d.n
+	if d.hasKey {
+		if f := s.mu.flights[d.key]; f != nil {
+			if f.count--; f.count <= 0 {
+				delete(s.mu.flights, d.key)
+			}
+		}
+	}
+	return d
+}
+
+// redeliverLocked moves a delivery back to replay, counting the redelivery.
+func (s *Subscription) redeliverLocked(p managed.Position) {
+	if d := s.settleLocked(p); d != nil {
+		s.mu.redeliveries[p]++
+		s.addReplayLocked(replayItem{pos: p, key: d.key, hasKey: d.hasKey})
+	}
+}
+
+func keyHash(key string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return h.Sum32()
+}
+
+// rebuildRingLocked places every consumer on the hash ring (100 points each).
+func (s *Subscription) rebuildRingLocked() {
+	s.mu.ring = s.mu.ring[:0]
+	for _, c := range s.mu.consumers {
+		for i := 0; i < 100; i++ {
+			s.mu.ring = append(s.mu.ring, ringPoint{hash: keyHash(fmt.Sprintf("%s#%d#%d", c.name, c.id, i)), c: c})
+		}
+	}
+	sort.Slice(s.mu.ring, func(i, j int) bool { return s.mu.ring[i].hash < s.mu.ring[j].hash })
+}
+
+func (s *Subscription) ringLookupLocked(h uint32) *Consumer {
+	if len(s.mu.ring) == 0 {
+		return nil
+	}
+	i := sort.Search(len(s.mu.ring), func(i int) bool { return s.mu.ring[i].hash >= h })
+	if i == len(s.mu.ring) {
+		i = 0
+	}
+	return s.mu.ring[i].c
+}

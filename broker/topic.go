@@ -1,0 +1,270 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/internal/naming"
+	"github.com/strata-mq/strata/ledger/managed"
+	"github.com/strata-mq/strata/tenants"
+)
+
+// Topic is a loaded topic: its managed ledger, producers and subscriptions.
+type Topic struct {
+	b         *Broker
+	name      naming.Topic
+	bundle    string
+	partition int32
+	ml        *managed.ManagedLedger
+	log       *slog.Logger
+	stats     *topicStats
+
+	mu struct {
+		sync.Mutex
+		producers map[string]*Producer
+		subs      map[string]*Subscription
+		closed    bool
+	}
+}
+
+// getTopic returns the loaded topic, loading it (and creating it when new)
+// if this broker owns its bundle.
+func (b *Broker) getTopic(ctx context.Context, name naming.Topic) (*Topic, error) {
+	bundle, err := b.checkOwner(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	full := name.String()
+	for {
+		b.mu.Lock()
+		if b.mu.closing {
+			b.mu.Unlock()
+			return nil, ErrNotReady
+		}
+		l, ok := b.mu.topics[full]
+		if !ok {
+			l = &topicLoad{done: make(chan struct{})}
+			b.mu.topics[full] = l
+			b.mu.Unlock()
+			l.t, l.err = b.loadTopic(ctx, name, bundle)
+			if l.err != nil {
+				b.mu.Lock()
+				delete(b.mu.topics, full)
+				b.mu.Unlock()
+			}
+			close(l.done)
+			return l.t, l.err
+		}
+		b.mu.Unlock()
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if l.err == nil {
+			if l.t.isClosed() {
+				continue // unloaded meanwhile: load again
+			}
+			return l.t, nil
+		}
+		return nil, l.err
+	}
+}
+
+// loadedTopic returns a loaded topic without loading it.
+func (b *Broker) loadedTopic(full string) (*Topic, bool) {
+	b.mu.Lock()
+	l, ok := b.mu.topics[full]
+	b.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	select {
+	case <-l.done:
+		return l.t, l.t != nil
+	default:
+		return nil, false
+	}
+}
+
+// topics returns the loaded topics.
+func (b *Broker) loadedTopics() []*Topic {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*Topic, 0, len(b.mu.topics))
+	for _, l := range b.mu.topics {
+		select {
+		case <-l.done:
+			if l.t != nil {
+				out = append(out, l.t)
+			}
+		default:
+		}
+	}
+	return out
+}
+
+func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string) (*Topic, error) {
+	p, err := b.policies(name.NamespaceName())
+	if err != nil {
+		return nil, err
+	}
+	if !name.IsPartition() {
+		if pm, err := b.cfg.GetPartitionedTopic(ctx, name); err == nil && pm.Partitions > 0 {
+			return nil, fmt.Errorf("%w: %s is a partitioned topic with %d partitions; use its partitions (%s) or a partition-aware client",
+				ErrNotAllowed, name, pm.Partitions, name.Partition(0))
+		} else if err != nil && !errors.Is(err, tenants.ErrNotFound) {
+			return nil, err
+		}
+	}
+	t := &Topic{b: b, name: name, bundle: bundle, partition: int32(name.PartitionIndex()), log: b.log.With("topic", name.String())}
+	t.mu.producers = make(map[string]*Producer)
+	t.mu.subs = make(map[string]*Subscription)
+	t.stats = newTopicStats()
+	obs := b.metrics.observer(t)
+	t.stats.publishLatency.fn.Store(&obs)
+	e, qw, qa := b.opts.DefaultEnsembleSize, b.opts.DefaultWriteQuorum, b.opts.DefaultAckQuorum
+	if pp := p.Persistence; pp != nil && pp.BookkeeperEnsemble > 0 {
+		e, qw, qa = pp.BookkeeperEnsemble, pp.BookkeeperWriteQuorum, pp.BookkeeperAckQuorum
+	}
+	ns := name.NamespaceName()
+	t.ml, err = managed.Open(ctx, name.Path(), managed.Options{
+		Ledgers: b.ledgers, Metadata: b.md,
+		EnsembleSize: e, WriteQuorum: qw, AckQuorum: qa,
+		MaxEntriesPerLedger: b.opts.MaxEntriesPerLedger, MaxLedgerAge: b.opts.MaxLedgerRolloverTime,
+		Retention:             func() managed.Retention { return b.retention(ns) },
+		TrimInterval:          b.opts.RetentionCheckInterval,
+		CacheMaxBytes:         b.opts.TopicCacheBytes,
+		CursorPersistInterval: b.opts.CursorPersistInterval,
+		PublishTime:           publishTime,
+		Logger:                t.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load topic %s: %w", name, err)
+	}
+	for _, c := range t.ml.Cursors() {
+		t.mu.subs[c.Name()] = newSubscription(t, c)
+	}
+	t.log.Info("topic loaded", "subscriptions", len(t.mu.subs))
+	return t, nil
+}
+
+// retention returns a namespace's retention policy (read on every trim).
+func (b *Broker) retention(ns naming.Namespace) managed.Retention {
+	p, err := b.policies(ns)
+	if err != nil || p.RetentionPolicies == nil {
+		return managed.Retention{}
+	}
+	r := p.RetentionPolicies
+	ret := managed.Retention{Time: time.Duration(r.RetentionTimeInMinutes) * time.Minute, Size: r.RetentionSizeInMB << 20}
+	if r.RetentionTimeInMinutes < 0 {
+		ret.Time = -1
+	}
+	if r.RetentionSizeInMB < 0 {
+		ret.Size = -1
+	}
+	return ret
+}
+
+// publishTime reads an entry's publish time for seek by time.
+func publishTime(entry []byte) (int64, error) {
+	md, err := pulsarpb.DecodeMetadata(entry)
+	if err != nil {
+		return 0, err
+	}
+	return int64(md.GetPublishTime()), nil
+}
+
+func (t *Topic) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.closed
+}
+
+// close unloads the topic: producers and consumers are disconnected (they
+// reconnect after a new lookup), subscriptions stop and the managed ledger
+// is closed, persisting cursors.
+func (t *Topic) close(ctx context.Context, cause error) error {
+	t.mu.Lock()
+	if t.mu.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.mu.closed = true
+	producers := make([]*Producer, 0, len(t.mu.producers))
+	for _, p := range t.mu.producers {
+		producers = append(producers, p)
+	}
+	subs := make([]*Subscription, 0, len(t.mu.subs))
+	for _, s := range t.mu.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	for _, p := range producers {
+		p.kill(cause)
+	}
+	for _, s := range subs {
+		s.close(cause)
+	}
+	err := t.ml.Close(ctx)
+	t.b.mu.Lock()
+	if l, ok := t.b.mu.topics[t.name.String()]; ok && l.t == t {
+		delete(t.b.mu.topics, t.name.String())
+	}
+	t.b.mu.Unlock()
+	t.log.Info("topic unloaded", "cause", cause)
+	return err
+}
+
+// abandon drops the topic as a crash would (no flush, no close).
+func (t *Topic) abandon() {
+	t.mu.Lock()
+	t.mu.closed = true
+	subs := make([]*Subscription, 0, len(t.mu.subs))
+	for _, s := range t.mu.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	for _, s := range subs {
+		s.stopDispatcher()
+	}
+	t.ml.Abandon()
+}
+
+// unloadAll unloads every topic (shutdown or lost session).
+func (b *Broker) unloadAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, t := range b.loadedTopics() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.close(ctx, fmt.Errorf("%w: broker %s unloading", ErrTopicClosed, b.id)); err != nil {
+				t.log.Warn("closing topic", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// unloadBundle unloads the topics of a bundle and releases it.
+func (b *Broker) unloadBundle(ctx context.Context, bundle string) {
+	for _, t := range b.loadedTopics() {
+		if t.bundle == bundle {
+			t.close(ctx, fmt.Errorf("%w: bundle unloaded", ErrTopicClosed))
+		}
+	}
+	b.own.release(ctx, bundle)
+}
+
+// checkUsable fails when the topic was closed.
+func (t *Topic) checkUsable() error {
+	if t.isClosed() || t.ml.IsFenced() {
+		return fmt.Errorf("%w: %s", ErrTopicClosed, t.name)
+	}
+	return nil
+}

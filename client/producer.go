@@ -1,0 +1,652 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/api/pulsarpb"
+)
+
+// Producer publishes to a topic; on a partitioned topic it routes each
+// message to a partition (by key hash, else round-robin).
+type Producer struct {
+	topic string
+	opts  producerOptions
+	parts []*partitionProducer
+	rr    atomic.Uint64
+}
+
+// CreateProducer creates a producer and waits until it is connected.
+func (c *Client) CreateProducer(ctx context.Context, topic string, opts ...ProducerOption) (*Producer, error) {
+	o := defaultProducerOptions()
+	for _, f := range opts {
+		f(&o)
+	}
+	n, err := c.partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{topic: topic, opts: o}
+	names := []string{topic}
+	if n > 0 {
+		names = partitionNames(topic, n)
+	}
+	for i, name := range names {
+		part := int32(-1)
+		if n > 0 {
+			part = int32(i)
+		}
+		pp := newPartitionProducer(c, name, part, o)
+		if err := pp.waitReady(ctx); err != nil {
+			p.Close()
+			pp.close()
+			return nil, err
+		}
+		p.parts = append(p.parts, pp)
+	}
+	return p, nil
+}
+
+func partitionNames(topic string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = topic + "-partition-" + strconv.Itoa(i)
+	}
+	return out
+}
+
+// Topic returns the producer's topic.
+func (p *Producer) Topic() string { return p.topic }
+
+// Name returns the producer name (of the first partition).
+func (p *Producer) Name() string { return p.parts[0].producerName() }
+
+// LastSequenceID returns the last sequence id the broker acknowledged.
+func (p *Producer) LastSequenceID() int64 {
+	var last int64 = -1
+	for _, pp := range p.parts {
+		last = max(last, pp.lastAcked.Load())
+	}
+	return last
+}
+
+func (p *Producer) route(msg *ProducerMessage) *partitionProducer {
+	n := len(p.parts)
+	if n == 1 {
+		return p.parts[0]
+	}
+	if p.opts.router != nil {
+		return p.parts[p.opts.router(msg, n)%n]
+	}
+	if msg.Key != "" {
+		return p.parts[int(javaStringHash(msg.Key)&0x7fffffff)%n]
+	}
+	return p.parts[int(p.rr.Add(1)%uint64(n))]
+}
+
+// javaStringHash is Java's String.hashCode, Pulsar's default key hash.
+func javaStringHash(s string) int32 {
+	var h int32
+	for _, r := range s {
+		h = 31*h + int32(r)
+	}
+	return h
+}
+
+// Send publishes a message and waits for its acknowledgement.
+func (p *Producer) Send(ctx context.Context, msg *ProducerMessage) (MessageID, error) {
+	type res struct {
+		id  MessageID
+		err error
+	}
+	ch := make(chan res, 1)
+	p.SendAsync(ctx, msg, func(id MessageID, _ *ProducerMessage, err error) { ch <- res{id, err} })
+	select {
+	case r := <-ch:
+		return r.id, r.err
+	case <-ctx.Done():
+		return MessageID{}, ctx.Err()
+	}
+}
+
+// SendAsync publishes a message; cb runs once with its id or an error.
+// Callbacks of one partition run in send order. It blocks while the
+// pending queue is full (see WithBlockIfQueueFull).
+func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(MessageID, *ProducerMessage, error)) {
+	p.route(msg).sendAsync(ctx, msg, cb)
+}
+
+// Flush sends any batched messages and waits until every pending one is
+// acknowledged (or failed).
+func (p *Producer) Flush(ctx context.Context) error {
+	for _, pp := range p.parts {
+		if err := pp.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close flushes, waits (bounded by the send timeout) for pending messages,
+// and disconnects. Messages still pending then fail with ErrClosed.
+func (p *Producer) Close() error {
+	for _, pp := range p.parts {
+		ctx, cancel := context.WithTimeout(context.Background(), max(pp.opts.sendTimeout, time.Second))
+		pp.flush(ctx)
+		cancel()
+		pp.close()
+	}
+	return nil
+}
+
+// partitionProducer is a producer session on one topic (or partition).
+type partitionProducer struct {
+	c         *Client
+	topic     string
+	partition int32
+	opts      producerOptions
+	sem       chan struct{}
+	ready     chan struct{} // closed once connected the first time (or failed)
+	done      chan struct{}
+	lastAcked atomic.Int64
+
+	mu struct {
+		sync.Mutex
+		name       string
+		seq        int64
+		batch      []*pendingMsg
+		batchBytes int
+		batchKey   string
+		timer      *time.Timer
+		pending    []*pendingEntry
+		stream     clientpb.Broker_ProduceClient
+		cancel     context.CancelFunc
+		closed     bool
+		err        error // fatal
+		drained    []chan struct{}
+	}
+}
+
+type pendingMsg struct {
+	msg *ProducerMessage
+	cb  func(MessageID, *ProducerMessage, error)
+	seq int64
+}
+
+type pendingEntry struct {
+	seqFirst, seqLast int64
+	entry             []byte
+	msgs              []*pendingMsg
+	batch             bool
+	sentAt            time.Time
+}
+
+func newPartitionProducer(c *Client, topic string, partition int32, o producerOptions) *partitionProducer {
+	p := &partitionProducer{c: c, topic: topic, partition: partition, opts: o,
+		sem: make(chan struct{}, max(o.maxPending, 1)), ready: make(chan struct{}), done: make(chan struct{})}
+	p.mu.name = o.name
+	p.lastAcked.Store(-1)
+	go p.run()
+	if o.sendTimeout > 0 {
+		go p.timeouts()
+	}
+	return p
+}
+
+func (p *partitionProducer) producerName() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.name
+}
+
+func (p *partitionProducer) waitReady(ctx context.Context) error {
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.err
+}
+
+// run keeps the producer connected: lookup, open, resend what is pending,
+// read receipts; reconnect with backoff on retryable failures.
+func (p *partitionProducer) run() {
+	b := newBackoff()
+	first := true
+	var deadline time.Time
+	for {
+		p.mu.Lock()
+		if p.mu.closed {
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		stream, err := p.connect()
+		if err == nil {
+			b.reset()
+			deadline = time.Time{}
+			if first {
+				first = false
+				close(p.ready)
+			}
+			err = p.receive(stream)
+		}
+		e, retryable := brokerError(err)
+		p.mu.Lock()
+		p.mu.stream = nil
+		closed := p.mu.closed
+		p.mu.Unlock()
+		if closed {
+			return
+		}
+		if first && deadline.IsZero() {
+			deadline = time.Now().Add(p.c.opts.operationTimeout)
+		}
+		if !retryable || (first && time.Now().After(deadline)) {
+			p.fail(fmt.Errorf("producer %s: %w", p.topic, e))
+			if first {
+				close(p.ready)
+			}
+			return
+		}
+		p.c.log.Debug("producer reconnecting", "topic", p.topic, "err", e)
+		select {
+		case <-time.After(b.next()):
+		case <-p.done:
+			return
+		}
+	}
+}
+
+// connect opens a produce stream on the topic's owner and resends every
+// pending entry, in order.
+func (p *partitionProducer) connect() (clientpb.Broker_ProduceClient, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.c.opts.operationTimeout)
+	addr, err := p.c.lookup(ctx, p.topic)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := p.c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	stream, err := cli.Produce(sctx)
+	if err != nil {
+		scancel()
+		return nil, err
+	}
+	p.mu.Lock()
+	name := p.mu.name
+	p.mu.Unlock()
+	open := &clientpb.ProducerOpen{Topic: p.topic, ProducerName: name}
+	if p.opts.exclusive {
+		open.AccessMode = clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE
+	}
+	if err := stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Open{Open: open}}); err != nil {
+		scancel()
+		return nil, err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		scancel()
+		return nil, err
+	}
+	opened := resp.GetOpened()
+	if opened == nil {
+		scancel()
+		return nil, fmt.Errorf("strata: unexpected first reply %T", resp.Cmd)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		scancel()
+		return nil, ErrClosed
+	}
+	if p.mu.name == "" {
+		p.mu.name = opened.ProducerName
+		p.mu.seq = max(p.mu.seq, opened.LastSequenceId+1)
+	}
+	for _, pe := range p.mu.pending {
+		if err := stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
+			SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(pe.msgs)), Entry: pe.entry}}}); err != nil {
+			scancel()
+			return nil, err
+		}
+	}
+	p.mu.stream, p.mu.cancel = stream, scancel
+	return stream, nil
+}
+
+// receive handles receipts and send errors until the stream fails.
+func (p *partitionProducer) receive(stream clientpb.Broker_ProduceClient) error {
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch cmd := resp.Cmd.(type) {
+		case *clientpb.ProduceResponse_Receipt:
+			if err := p.onReceipt(cmd.Receipt); err != nil {
+				return err
+			}
+		case *clientpb.ProduceResponse_SendError:
+			p.onSendError(cmd.SendError)
+		}
+	}
+}
+
+func (p *partitionProducer) onReceipt(r *clientpb.Receipt) error {
+	p.mu.Lock()
+	if len(p.mu.pending) == 0 || r.SequenceId < p.mu.pending[0].seqFirst {
+		p.mu.Unlock()
+		return nil // duplicate of something already completed
+	}
+	head := p.mu.pending[0]
+	if r.SequenceId != head.seqFirst {
+		p.mu.Unlock()
+		return fmt.Errorf("strata: receipt for sequence %d while %d is pending: reconnecting", r.SequenceId, head.seqFirst)
+	}
+	p.popLocked()
+	p.mu.Unlock()
+	p.lastAcked.Store(head.seqLast)
+	for i, m := range head.msgs {
+		id := messageIDFromPB(r.MessageId)
+		id.Partition = p.partition
+		if head.batch {
+			id.BatchIndex, id.BatchSize = int32(i), int32(len(head.msgs))
+		} else {
+			id.BatchIndex, id.BatchSize = -1, 0
+		}
+		<-p.sem
+		m.cb(id, m.msg, nil)
+	}
+	return nil
+}
+
+func (p *partitionProducer) onSendError(e *clientpb.SendError) {
+	p.mu.Lock()
+	if len(p.mu.pending) == 0 || p.mu.pending[0].seqFirst != e.SequenceId {
+		p.mu.Unlock()
+		return
+	}
+	head := p.mu.pending[0]
+	p.popLocked()
+	p.mu.Unlock()
+	p.failEntry(head, &ServerError{Code: e.Error, Message: e.Message})
+}
+
+func (p *partitionProducer) popLocked() {
+	p.mu.pending[0] = nil
+	p.mu.pending = p.mu.pending[1:]
+	if len(p.mu.pending) == 0 && len(p.mu.batch) == 0 {
+		for _, ch := range p.mu.drained {
+			close(ch)
+		}
+		p.mu.drained = nil
+	}
+}
+
+func (p *partitionProducer) failEntry(pe *pendingEntry, err error) {
+	for _, m := range pe.msgs {
+		<-p.sem
+		m.cb(MessageID{}, m.msg, err)
+	}
+}
+
+// fail puts the producer in a terminal state.
+func (p *partitionProducer) fail(err error) {
+	p.mu.Lock()
+	if p.mu.err == nil {
+		p.mu.err = err
+	}
+	p.mu.closed = true
+	pending, batch := p.mu.pending, p.mu.batch
+	p.mu.pending, p.mu.batch = nil, nil
+	for _, ch := range p.mu.drained {
+		close(ch)
+	}
+	p.mu.drained = nil
+	if p.mu.cancel != nil {
+		p.mu.cancel()
+	}
+	p.mu.Unlock()
+	for _, pe := range pending {
+		p.failEntry(pe, err)
+	}
+	p.failEntry(&pendingEntry{msgs: batch}, err)
+}
+
+func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage, cb func(MessageID, *ProducerMessage, error)) {
+	if cb == nil {
+		cb = func(MessageID, *ProducerMessage, error) {}
+	}
+	if len(msg.Payload) > 5<<20 {
+		cb(MessageID{}, msg, fmt.Errorf("%w: %d bytes (max %d)", ErrMessageTooLarge, len(msg.Payload), 5<<20))
+		return
+	}
+	if p.opts.blockIfQueueFull {
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			cb(MessageID{}, msg, ctx.Err())
+			return
+		case <-p.done:
+			cb(MessageID{}, msg, ErrClosed)
+			return
+		}
+	} else {
+		select {
+		case p.sem <- struct{}{}:
+		default:
+			cb(MessageID{}, msg, ErrProducerQueueFull)
+			return
+		}
+	}
+	p.mu.Lock()
+	if p.mu.closed {
+		err := p.mu.err
+		p.mu.Unlock()
+		<-p.sem
+		if err == nil {
+			err = ErrClosed
+		}
+		cb(MessageID{}, msg, err)
+		return
+	}
+	seq := p.mu.seq
+	if msg.SequenceID != nil {
+		seq = *msg.SequenceID
+	}
+	p.mu.seq = seq + 1
+	pm := &pendingMsg{msg: msg, cb: cb, seq: seq}
+	key := msg.OrderingKey
+	if key == "" {
+		key = msg.Key
+	}
+	delayed := !msg.DeliverAt.IsZero() || msg.DeliverAfter > 0
+	if !p.opts.batching || delayed {
+		p.flushBatchLocked()
+		p.enqueueLocked([]*pendingMsg{pm}, false)
+		p.mu.Unlock()
+		return
+	}
+	// A batch holds one key, so Key_Shared routing stays per key.
+	if len(p.mu.batch) > 0 && key != p.mu.batchKey {
+		p.flushBatchLocked()
+	}
+	p.mu.batch = append(p.mu.batch, pm)
+	p.mu.batchKey = key
+	p.mu.batchBytes += len(msg.Payload)
+	if len(p.mu.batch) >= p.opts.batchMaxMessages || p.mu.batchBytes >= p.opts.batchMaxBytes {
+		p.flushBatchLocked()
+	} else if len(p.mu.batch) == 1 {
+		p.mu.timer = time.AfterFunc(p.opts.batchMaxDelay, func() {
+			p.mu.Lock()
+			p.flushBatchLocked()
+			p.mu.Unlock()
+		})
+	}
+	p.mu.Unlock()
+}
+
+func (p *partitionProducer) flushBatchLocked() {
+	if p.mu.timer != nil {
+		p.mu.timer.Stop()
+		p.mu.timer = nil
+	}
+	if len(p.mu.batch) == 0 {
+		return
+	}
+	msgs := p.mu.batch
+	p.mu.batch, p.mu.batchBytes = nil, 0
+	p.enqueueLocked(msgs, true)
+}
+
+// enqueueLocked builds an entry from msgs and sends it if connected.
+func (p *partitionProducer) enqueueLocked(msgs []*pendingMsg, batch bool) {
+	entry, err := buildEntry(p.mu.name, msgs, batch)
+	if err != nil {
+		p.mu.Unlock()
+		p.failEntry(&pendingEntry{msgs: msgs}, err)
+		p.mu.Lock()
+		return
+	}
+	pe := &pendingEntry{seqFirst: msgs[0].seq, seqLast: msgs[len(msgs)-1].seq, entry: entry, msgs: msgs, batch: batch, sentAt: time.Now()}
+	p.mu.pending = append(p.mu.pending, pe)
+	if s := p.mu.stream; s != nil {
+		if err := s.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
+			SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(msgs)), Entry: entry}}}); err != nil {
+			p.mu.cancel() // the receive loop reconnects and resends
+		}
+	}
+}
+
+// buildEntry encodes messages as a stored entry in Pulsar's layout.
+func buildEntry(producer string, msgs []*pendingMsg, batch bool) ([]byte, error) {
+	now := uint64(time.Now().UnixMilli())
+	first := msgs[0].msg
+	md := &pulsarpb.MessageMetadata{ProducerName: proto.String(producer), SequenceId: proto.Uint64(uint64(msgs[0].seq)), PublishTime: proto.Uint64(now)}
+	if first.Key != "" {
+		md.PartitionKey = proto.String(first.Key)
+	}
+	if first.OrderingKey != "" {
+		md.OrderingKey = []byte(first.OrderingKey)
+	}
+	if !batch {
+		md.Properties = kvs(first.Properties)
+		if !first.EventTime.IsZero() {
+			md.EventTime = proto.Uint64(uint64(first.EventTime.UnixMilli()))
+		}
+		if at := deliverAt(first); at > 0 {
+			md.DeliverAtTime = proto.Int64(at)
+		}
+		md.UncompressedSize = proto.Uint32(uint32(len(first.Payload)))
+		return pulsarpb.EncodeEntry(md, first.Payload)
+	}
+	bm := make([]pulsarpb.BatchMessage, len(msgs))
+	for i, m := range msgs {
+		smm := &pulsarpb.SingleMessageMetadata{Properties: kvs(m.msg.Properties), SequenceId: proto.Uint64(uint64(m.seq))}
+		if m.msg.Key != "" {
+			smm.PartitionKey = proto.String(m.msg.Key)
+		}
+		if m.msg.OrderingKey != "" {
+			smm.OrderingKey = []byte(m.msg.OrderingKey)
+		}
+		if !m.msg.EventTime.IsZero() {
+			smm.EventTime = proto.Uint64(uint64(m.msg.EventTime.UnixMilli()))
+		}
+		bm[i] = pulsarpb.BatchMessage{Meta: smm, Payload: m.msg.Payload}
+	}
+	payload, err := pulsarpb.EncodeBatch(bm)
+	if err != nil {
+		return nil, err
+	}
+	md.NumMessagesInBatch = proto.Int32(int32(len(msgs)))
+	md.HighestSequenceId = proto.Uint64(uint64(msgs[len(msgs)-1].seq))
+	md.UncompressedSize = proto.Uint32(uint32(len(payload)))
+	return pulsarpb.EncodeEntry(md, payload)
+}
+
+func deliverAt(m *ProducerMessage) int64 {
+	switch {
+	case !m.DeliverAt.IsZero():
+		return m.DeliverAt.UnixMilli()
+	case m.DeliverAfter > 0:
+		return time.Now().Add(m.DeliverAfter).UnixMilli()
+	}
+	return 0
+}
+
+func kvs(m map[string]string) []*pulsarpb.KeyValue {
+	out := make([]*pulsarpb.KeyValue, 0, len(m))
+	for k, v := range m {
+		out = append(out, &pulsarpb.KeyValue{Key: proto.String(k), Value: proto.String(v)})
+	}
+	return out
+}
+
+// flush sends the batch and waits until nothing is pending.
+func (p *partitionProducer) flush(ctx context.Context) error {
+	p.mu.Lock()
+	p.flushBatchLocked()
+	if len(p.mu.pending) == 0 {
+		err := p.mu.err
+		p.mu.Unlock()
+		return err
+	}
+	ch := make(chan struct{})
+	p.mu.drained = append(p.mu.drained, ch)
+	p.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// timeouts fails entries pending longer than the send timeout.
+func (p *partitionProducer) timeouts() {
+	t := time.NewTicker(max(p.opts.sendTimeout/10, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-p.done:
+			return
+		}
+		var expired []*pendingEntry
+		p.mu.Lock()
+		now := time.Now()
+		for len(p.mu.pending) > 0 && now.Sub(p.mu.pending[0].sentAt) > p.opts.sendTimeout {
+			expired = append(expired, p.mu.pending[0])
+			p.popLocked()
+		}
+		p.mu.Unlock()
+		for _, pe := range expired {
+			p.failEntry(pe, fmt.Errorf("%w after %v (sequence %d)", ErrSendTimeout, p.opts.sendTimeout, pe.seqFirst))
+		}
+	}
+}
+
+func (p *partitionProducer) close() {
+	p.fail(ErrClosed)
+	p.mu.Lock()
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+	p.mu.Unlock()
+}
