@@ -33,7 +33,7 @@ var consumerSeq atomic.Uint64
 func (c *Consumer) deliver(pos managed.Position, entry []byte, n int, redeliveries uint32) {
 	t := c.sub.t
 	c.out.push(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Message{Message: &clientpb.Message{
-		MessageId: &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
+		MessageId:       &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
 		RedeliveryCount: redeliveries,
 		Entry:           entry,
 	}}})

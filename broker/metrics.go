@@ -20,7 +20,7 @@ type metrics struct {
 }
 
 type rateState struct {
-	at                                time.Time
+	at                                 time.Time
 	msgsIn, bytesIn, msgsOut, bytesOut int64
 	rateIn, thrIn, rateOut, thrOut     float64
 }

@@ -226,4 +226,3 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 		}
 	}
 }
-

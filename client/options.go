@@ -123,10 +123,14 @@ func WithBatching(maxMessages, maxBytes int, maxDelay time.Duration) ProducerOpt
 func WithoutBatching() ProducerOption { return func(o *producerOptions) { o.batching = false } }
 
 // WithSendTimeout fails sends not acknowledged within d (0: never); default 30 s.
-func WithSendTimeout(d time.Duration) ProducerOption { return func(o *producerOptions) { o.sendTimeout = d } }
+func WithSendTimeout(d time.Duration) ProducerOption {
+	return func(o *producerOptions) { o.sendTimeout = d }
+}
 
 // WithMaxPendingMessages bounds messages awaiting acknowledgement; default 10,000.
-func WithMaxPendingMessages(n int) ProducerOption { return func(o *producerOptions) { o.maxPending = n } }
+func WithMaxPendingMessages(n int) ProducerOption {
+	return func(o *producerOptions) { o.maxPending = n }
+}
 
 // WithBlockIfQueueFull makes sends wait for room (default true); with false
 // they fail with ErrProducerQueueFull.

@@ -39,7 +39,6 @@ type Config struct {
 // ClusterName is the name of the test cluster.
 const ClusterName = "test"
 
-
 // Cluster is a running test cluster. Close is registered with t.Cleanup.
 type Cluster struct {
 	t     testing.TB
