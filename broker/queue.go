@@ -7,10 +7,11 @@ import "sync"
 // client; what a client may have queued is bounded elsewhere (permits,
 // pending sends).
 type outbox[T any] struct {
-	mu     sync.Mutex
-	items  []T
-	closed bool
-	wake   chan struct{}
+	mu       sync.Mutex
+	items    []T
+	closed   bool
+	draining bool // run returns once everything queued is sent
+	wake     chan struct{}
 }
 
 func newOutbox[T any]() *outbox[T] { return &outbox[T]{wake: make(chan struct{}, 1)} }
@@ -46,7 +47,19 @@ func (q *outbox[T]) close() {
 	q.mu.Unlock()
 }
 
-// run sends queued items with send until it fails or done is closed.
+// drain makes run return after sending what is queued.
+func (q *outbox[T]) drain() {
+	q.mu.Lock()
+	q.draining = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run sends queued items with send until it fails, done is closed, or the
+// outbox was drained.
 func (q *outbox[T]) run(done <-chan struct{}, send func(T) error) error {
 	var batch []T
 	for {
@@ -62,5 +75,11 @@ func (q *outbox[T]) run(done <-chan struct{}, send func(T) error) error {
 			}
 		}
 		clear(batch)
+		q.mu.Lock()
+		finished := q.draining && len(q.items) == 0
+		q.mu.Unlock()
+		if finished {
+			return nil
+		}
 	}
 }

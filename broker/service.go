@@ -207,7 +207,8 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 				err := sub.unsubscribe(ctx, c)
 				result(cmd.Unsubscribe.RequestId, err)
 				if err == nil {
-					return nil
+					c.out.drain() // the answer goes out before the stream ends
+					return <-sendErr
 				}
 			default:
 				return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "unexpected command %T on a consume stream", req.Cmd)

@@ -56,6 +56,8 @@ type ManagedLedger struct {
 		cursors       map[string]*Cursor
 		nonDurable    map[*Cursor]struct{}
 		readers       map[int64]*ledger.Reader
+		retry         time.Duration // backoff of ledger creation retries
+		retryPending  bool          // a retry is scheduled
 		notify        chan struct{} // closed and replaced on the next append once waited on
 		waited        bool          // someone holds notify
 	}
@@ -79,6 +81,7 @@ type appendOp struct {
 	data        []byte
 	publishTime int64
 	cb          func(Position, error)
+	at          time.Time // when it was accepted
 }
 
 // Entry is one entry read from the log.
@@ -291,7 +294,7 @@ func (ml *ManagedLedger) Append(ctx context.Context, data []byte, publishTime in
 // AppendAsync adds an entry; cb runs once with its position or an error, in
 // append order. publishTime (Unix ms) feeds seek by time and retention.
 func (ml *ManagedLedger) AppendAsync(data []byte, publishTime int64, cb func(Position, error)) {
-	op := &appendOp{data: data, publishTime: publishTime, cb: cb}
+	op := &appendOp{data: data, publishTime: publishTime, cb: cb, at: time.Now()}
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
 	switch ml.mu.state {
@@ -307,7 +310,9 @@ func (ml *ManagedLedger) AppendAsync(data []byte, publishTime int64, cb func(Pos
 		ml.mu.queue = append(ml.mu.queue, op)
 	case stateNoLedger:
 		ml.mu.queue = append(ml.mu.queue, op)
-		ml.startRollLocked()
+		if !ml.mu.retryPending { // else the scheduled retry picks it up
+			ml.startRollLocked()
+		}
 	default:
 		ml.cbs.Push(cb, Position{}, ml.stateErrLocked())
 	}
@@ -440,17 +445,27 @@ func (ml *ManagedLedger) roll() {
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
 	if err != nil {
-		if ml.mu.state == stateRolling {
-			ml.mu.state = stateNoLedger
+		if ml.mu.state != stateRolling {
+			return
 		}
-		ml.log.Warn("no ledger for appends", "err", err)
-		queue := ml.mu.queue
-		ml.mu.queue = nil
-		for _, op := range queue {
-			ml.cbs.Push(op.cb, Position{}, fmt.Errorf("%w: %s: %v", ErrNoLedger, ml.name, err))
-		}
+		// Keep the appends and retry: a bookie outage is waited out up to
+		// AddTimeout; older appends fail.
+		ml.mu.state = stateNoLedger
+		ml.expireQueueLocked(fmt.Errorf("%w: %s: %v", ErrNoLedger, ml.name, err))
+		ml.mu.retry = min(max(2*ml.mu.retry, 100*time.Millisecond), 2*time.Second)
+		ml.log.Warn("no ledger for appends; retrying", "err", err, "in", ml.mu.retry, "queued", len(ml.mu.queue))
+		ml.mu.retryPending = true
+		time.AfterFunc(ml.mu.retry, func() {
+			ml.mu.Lock()
+			defer ml.mu.Unlock()
+			ml.mu.retryPending = false
+			if ml.mu.state == stateNoLedger && len(ml.mu.queue) > 0 {
+				ml.startRollLocked()
+			}
+		})
 		return
 	}
+	ml.mu.retry = 0
 	if ml.mu.state != stateRolling {
 		// Closed or fenced meanwhile.
 		w.Abandon()
@@ -537,6 +552,18 @@ func (ml *ManagedLedger) closeCurrent(ctx context.Context, w *ledger.Writer) err
 		ml.opts.Ledgers.Delete(ctx, cur.id)
 	}
 	return err
+}
+
+// expireQueueLocked fails queued appends older than AddTimeout. ml.mu must
+// be held.
+func (ml *ManagedLedger) expireQueueLocked(err error) {
+	cutoff := time.Now().Add(-ml.opts.AddTimeout)
+	i := 0
+	for ; i < len(ml.mu.queue) && ml.mu.queue[i].at.Before(cutoff); i++ {
+		ml.cbs.Push(ml.mu.queue[i].cb, Position{}, err)
+	}
+	clear(ml.mu.queue[:i])
+	ml.mu.queue = ml.mu.queue[i:]
 }
 
 // failQueue fails every queued append with err.

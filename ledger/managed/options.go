@@ -40,6 +40,10 @@ type Options struct {
 	// MinLedgerAge: no rollover (other than by age) before this age; default 0.
 	MinLedgerAge time.Duration
 
+	// AddTimeout fails appends that waited this long for a writable ledger
+	// (bookies lost); until then ledger creation is retried. Default 30 s.
+	AddTimeout time.Duration
+
 	// Retention returns the current retention policy (read on every trim, so
 	// policy changes apply live); default {0, 0}.
 	Retention func() Retention
@@ -86,6 +90,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxLedgerAge <= 0 {
 		o.MaxLedgerAge = 4 * time.Hour
+	}
+	if o.AddTimeout <= 0 {
+		o.AddTimeout = 30 * time.Second
 	}
 	if o.Retention == nil {
 		o.Retention = func() Retention { return Retention{} }
