@@ -236,6 +236,10 @@ func (b *Broker) Close() error {
 	b.ready.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Order matters: leave the broker list (no new lookups land here),
+	// unload topics (clients reconnect; cursors persist), then release the
+	// bundles so another broker takes them at once.
+	b.own.unregister(ctx)
 	b.unloadAll(ctx)
 	b.own.releaseAll(ctx)
 	if b.cancel != nil {
@@ -297,4 +301,50 @@ func (b *Broker) Kill() {
 	if b.ownsLedg {
 		b.ledgers.Close()
 	}
+}
+
+// OwnsTopic reports whether this broker currently serves the topic's bundle.
+func (b *Broker) OwnsTopic(topic string) bool {
+	t, err := naming.ParseTopic(topic)
+	if err != nil {
+		return false
+	}
+	key, err := b.bundleKey(t)
+	return err == nil && b.own.owns(key)
+}
+
+// TopicStatsSnapshot is a small view of a loaded topic's state, for tests
+// and operators.
+type TopicStatsSnapshot struct {
+	CacheBytes int64
+	Unacked    int // messages delivered and not acknowledged, all subscriptions
+	Pending    int // entries awaiting redelivery, all subscriptions
+}
+
+// TopicStats returns a snapshot of a loaded topic.
+func (b *Broker) TopicStats(topic string) (TopicStatsSnapshot, bool) {
+	t, err := naming.ParseTopic(topic)
+	if err != nil {
+		return TopicStatsSnapshot{}, false
+	}
+	tp, ok := b.loadedTopic(t.String())
+	if !ok {
+		return TopicStatsSnapshot{}, false
+	}
+	st := TopicStatsSnapshot{CacheBytes: tp.ml.Stats().Cache.Bytes}
+	tp.mu.Lock()
+	subs := make([]*Subscription, 0, len(tp.mu.subs))
+	for _, s := range tp.mu.subs {
+		subs = append(subs, s)
+	}
+	tp.mu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		for _, c := range s.mu.consumers {
+			st.Unacked += c.unacked
+		}
+		st.Pending += len(s.mu.replay)
+		s.mu.Unlock()
+	}
+	return st, true
 }

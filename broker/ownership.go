@@ -35,14 +35,16 @@ type ownership struct {
 	b  *Broker
 	mu struct {
 		sync.Mutex
-		sess  *metadata.Session
-		owned map[string]bool // ownership keys held
+		sess     *metadata.Session
+		owned    map[string]bool // ownership keys held
+		stopping bool            // shutting down: never register again
 	}
 	changed chan struct{}
+	stopped chan struct{} // closed when stopping begins
 }
 
 func newOwnership(b *Broker) *ownership {
-	o := &ownership{b: b, changed: make(chan struct{}, 1)}
+	o := &ownership{b: b, changed: make(chan struct{}, 1), stopped: make(chan struct{})}
 	o.mu.owned = make(map[string]bool)
 	return o
 }
@@ -77,7 +79,7 @@ func (o *ownership) run() {
 		o.mu.Unlock()
 		err = o.publish(sess)
 		b.setNotReady(fmt.Sprintf("session lost: %v", err))
-		if b.ctx.Err() != nil {
+		if b.ctx.Err() != nil || o.isStopping() {
 			return
 		}
 		b.log.Warn("broker session lost; unloading every topic", "err", err)
@@ -112,7 +114,32 @@ func (o *ownership) publish(sess *metadata.Session) error {
 			return metadata.ErrSessionExpired
 		case <-b.ctx.Done():
 			return b.ctx.Err()
+		case <-o.stopped:
+			return errors.New("broker stopping")
 		}
+	}
+}
+
+func (o *ownership) isStopping() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.mu.stopping
+}
+
+// unregister starts a graceful stop: the broker leaves the list of live
+// brokers, so no lookup sends clients here any more, but it keeps its
+// session and bundles until they are released.
+func (o *ownership) unregister(ctx context.Context) {
+	o.mu.Lock()
+	if o.mu.stopping {
+		o.mu.Unlock()
+		return
+	}
+	o.mu.stopping = true
+	o.mu.Unlock()
+	close(o.stopped)
+	if err := o.b.md.Delete(ctx, metadata.BrokersPrefix+o.b.id, metadata.AnyVersion); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		o.b.log.Warn("unregister broker", "err", err)
 	}
 }
 

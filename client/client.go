@@ -16,7 +16,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,7 +32,8 @@ import (
 // Client connects to a Strata cluster. It is safe for concurrent use; close
 // it when done.
 type Client struct {
-	url  string
+	urls []string // service URLs: any broker answers lookups
+	next atomic.Uint32
 	opts clientOptions
 	log  *slog.Logger
 
@@ -41,17 +44,26 @@ type Client struct {
 	}
 }
 
-// New returns a client for the cluster reachable at url (host:port of any
-// broker's gRPC listener). No connection is made until first use.
+// New returns a client for the cluster reachable at url: host:port of a
+// broker's gRPC listener, or several comma-separated (lookups go to any of
+// them, moving on when one is unreachable). No connection is made until
+// first use.
 func New(url string, opts ...ClientOption) (*Client, error) {
-	if url == "" {
+	var urls []string
+	for _, u := range strings.Split(url, ",") {
+		u = strings.TrimPrefix(strings.TrimSpace(u), "grpc://")
+		if u != "" {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
 		return nil, fmt.Errorf("strata: empty service URL")
 	}
 	o := defaultClientOptions()
 	for _, f := range opts {
 		f(&o)
 	}
-	c := &Client{url: url, opts: o, log: o.logger}
+	c := &Client{urls: urls, opts: o, log: o.logger}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	return c, nil
 }
@@ -98,10 +110,19 @@ func (c *Client) conn(addr string) (clientpb.BrokerClient, error) {
 	return clientpb.NewBrokerClient(cc), nil
 }
 
+// serviceURL returns the service URL to try; a failure moves to the next.
+func (c *Client) serviceURL() string { return c.urls[int(c.next.Load())%len(c.urls)] }
+
+func (c *Client) serviceFailed(url string) {
+	if cur := c.next.Load(); c.urls[int(cur)%len(c.urls)] == url {
+		c.next.CompareAndSwap(cur, cur+1)
+	}
+}
+
 // lookup returns the gRPC address of the broker serving topic, following
 // redirects.
 func (c *Client) lookup(ctx context.Context, topic string) (string, error) {
-	addr, authoritative := c.url, false
+	addr, authoritative := c.serviceURL(), false
 	for hop := 0; hop < 8; hop++ {
 		cli, err := c.conn(addr)
 		if err != nil {
@@ -111,7 +132,10 @@ func (c *Client) lookup(ctx context.Context, topic string) (string, error) {
 		resp, err := cli.Lookup(lctx, &clientpb.LookupRequest{Topic: topic, Authoritative: authoritative})
 		cancel()
 		if err != nil {
-			e, _ := brokerError(err)
+			e, retryable := brokerError(err)
+			if retryable {
+				c.serviceFailed(addr)
+			}
 			return "", fmt.Errorf("lookup %s at %s: %w", topic, addr, e)
 		}
 		if resp.Kind == clientpb.LookupResponse_CONNECT {
@@ -124,18 +148,27 @@ func (c *Client) lookup(ctx context.Context, topic string) (string, error) {
 
 // partitions returns the number of partitions of topic (0: not partitioned).
 func (c *Client) partitions(ctx context.Context, topic string) (int, error) {
-	cli, err := c.conn(c.url)
+	var n int
+	err := c.retry(ctx, func(ctx context.Context) error {
+		url := c.serviceURL()
+		cli, err := c.conn(url)
+		if err != nil {
+			return err
+		}
+		resp, err := cli.PartitionedMetadata(ctx, &clientpb.PartitionedMetadataRequest{Topic: topic})
+		if err != nil {
+			if _, retryable := brokerError(err); retryable {
+				c.serviceFailed(url)
+			}
+			return err
+		}
+		n = int(resp.Partitions)
+		return nil
+	})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.operationTimeout)
-	defer cancel()
-	resp, err := cli.PartitionedMetadata(ctx, &clientpb.PartitionedMetadataRequest{Topic: topic})
-	if err != nil {
-		e, _ := brokerError(err)
-		return 0, fmt.Errorf("partitions of %s: %w", topic, e)
-	}
-	return int(resp.Partitions), nil
+	return n, nil
 }
 
 // LastMessageID returns the id of the last message of a (non-partitioned)

@@ -64,10 +64,12 @@ func newWriter(c *Client, md Metadata, key []byte, lac, length int64, recovery b
 	w.mu.failed = make(map[int]string)
 	w.mu.drained = make(chan struct{})
 	ens := md.lastSegment().Ensemble
+	w.mu.Lock()
 	w.mu.streams = make([]*addStream, len(ens))
 	for slot, id := range ens {
 		w.mu.streams[slot] = newAddStream(w, slot, id)
 	}
+	w.mu.Unlock()
 	go w.watchdog()
 	return w
 }

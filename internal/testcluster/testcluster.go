@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,16 +190,15 @@ func (c *Cluster) brokerNode(i int) *BrokerNode {
 	return c.brokers[i]
 }
 
-// ServiceURL returns the gRPC address of the first running broker.
+// ServiceURL returns the gRPC addresses of every broker, comma-separated.
 func (c *Cluster) ServiceURL() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var addrs []string
 	for _, n := range c.brokers {
-		if n.B != nil {
-			return n.GRPCAddr
-		}
+		addrs = append(addrs, n.GRPCAddr)
 	}
-	return ""
+	return strings.Join(addrs, ",")
 }
 
 // TestLogger logs to the test log at warn level (set STRATA_TEST_LOG=debug

@@ -58,6 +58,7 @@ type ManagedLedger struct {
 		readers       map[int64]*ledger.Reader
 		retry         time.Duration // backoff of ledger creation retries
 		retryPending  bool          // a retry is scheduled
+		requeued      int           // failed appends put back at the queue's head since the last switch
 		notify        chan struct{} // closed and replaced on the next append once waited on
 		waited        bool          // someone holds notify
 	}
@@ -380,10 +381,16 @@ func (ml *ManagedLedger) onAppended(w *ledger.Writer, op *appendOp, id int64, er
 			ml.cbs.Push(op.cb, Position{}, ml.stateErrLocked())
 			return
 		}
-		ml.log.Warn("ledger append failed; rolling to a new ledger", "ledger", w.ID(), "err", err)
+		if ml.mu.requeued == 0 {
+			ml.log.Warn("ledger append failed; rolling to a new ledger", "ledger", w.ID(), "err", err)
+		}
+		// Failures arrive in entry order; they go before anything queued
+		// since, keeping the append order.
+		i := ml.mu.requeued
 		ml.mu.queue = append(ml.mu.queue, nil)
-		copy(ml.mu.queue[1:], ml.mu.queue)
-		ml.mu.queue[0] = op
+		copy(ml.mu.queue[i+1:], ml.mu.queue[i:])
+		ml.mu.queue[i] = op
+		ml.mu.requeued++
 		if ml.mu.state == stateOpen {
 			ml.startRollLocked()
 		}
@@ -474,6 +481,7 @@ func (ml *ManagedLedger) roll() {
 	ml.mu.writer = w
 	ml.mu.cur = currentLedger{id: w.ID(), created: ml.opts.Clock()}
 	ml.mu.state = stateOpen
+	ml.mu.requeued = 0
 	ml.log.Debug("rolled over", "ledger", w.ID())
 	ml.flushQueueLocked()
 }
