@@ -57,7 +57,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&global.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newBookieCmd())
+	root.AddCommand(newBookieCmd(), newBrokerCmd(), newInitClusterCmd(), newStandaloneCmd(), newClientCmd(), newPerfCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())
 	})
