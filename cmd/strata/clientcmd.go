@@ -227,4 +227,3 @@ passes first.`,
 	f.DurationVar(&timeout, "timeout", 0, "fail if the messages do not arrive within this long (0: wait forever)")
 	return cmd
 }
-

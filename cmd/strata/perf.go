@@ -239,4 +239,3 @@ func newPerfConsumeCmd() *cobra.Command {
 	f.IntVar(&queue, "receiver-queue-size", 1000, "flow-control window")
 	return cmd
 }
-
