@@ -503,7 +503,7 @@ func props(kv []*pulsarpb.KeyValue) map[string]string {
 // receiver queue.
 func (pc *partitionConsumer) accept(m Message) bool {
 	pc.mu.Lock()
-	if m.gen != pc.mu.gen {
+	if m.gen != pc.mu.gen || pc.mu.closed {
 		pc.mu.Unlock()
 		return false
 	}

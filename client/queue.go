@@ -45,9 +45,13 @@ func (q *msgQueue) drop(pc *partitionConsumer) {
 	q.items = kept
 }
 
+// close ends the queue: what is still buffered is dropped (the broker
+// redelivers it elsewhere) and pop returns err.
 func (q *msgQueue) close(err error) {
 	q.mu.Lock()
 	q.closed, q.err = true, err
+	clear(q.items)
+	q.items = nil
 	q.mu.Unlock()
 	q.signal()
 }
@@ -56,7 +60,7 @@ func (q *msgQueue) close(err error) {
 func (q *msgQueue) pop(ctx context.Context) (Message, error) {
 	for {
 		q.mu.Lock()
-		if len(q.items) > 0 {
+		if len(q.items) > 0 && !q.closed {
 			m := q.items[0]
 			q.items[0] = Message{}
 			q.items = q.items[1:]
