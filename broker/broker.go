@@ -7,6 +7,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/api/clientpb"
@@ -25,6 +27,7 @@ import (
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
+	"github.com/strata-mq/strata/tenants/auth"
 )
 
 // Broker serves topics.
@@ -50,7 +53,8 @@ type Broker struct {
 	// initErr explains why the broker is not ready (for /readyz).
 	initErr atomic.Pointer[string]
 
-	own *ownership
+	own   *ownership
+	authz *auth.Authorizer
 
 	mu struct {
 		sync.Mutex
@@ -95,7 +99,11 @@ func New(opts Options) (*Broker, error) {
 		host = h // an advertised host:port keeps only the host
 	}
 	b.grpcURL = net.JoinHostPort(host, strconv.Itoa(b.grpcLis.Addr().(*net.TCPAddr).Port))
-	b.httpURL = "http://" + net.JoinHostPort(host, strconv.Itoa(b.httpLis.Addr().(*net.TCPAddr).Port))
+	scheme := "http://"
+	if opts.TLS != nil {
+		scheme = "https://"
+	}
+	b.httpURL = scheme + net.JoinHostPort(host, strconv.Itoa(b.httpLis.Addr().(*net.TCPAddr).Port))
 	b.id = opts.ID
 	if b.id == "" {
 		b.id = b.grpcURL
@@ -114,6 +122,11 @@ func New(opts Options) (*Broker, error) {
 	b.mu.topics = make(map[string]*topicLoad)
 	b.metrics = newMetrics(b)
 	b.own = newOwnership(b)
+	if b.authz, err = newAuthorizer(b); err != nil {
+		b.grpcLis.Close()
+		b.httpLis.Close()
+		return nil, err
+	}
 	reason := "starting"
 	b.initErr.Store(&reason)
 	return b, nil
@@ -136,18 +149,29 @@ func (b *Broker) Ready() bool { return b.ready.Load() }
 // the broker; until then requests get SERVICE_NOT_READY and /readyz fails.
 func (b *Broker) Start() error {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.grpcSrv = grpc.NewServer(
-		grpc.MaxRecvMsgSize(b.opts.MaxMessageSize+(1<<20)),
-		grpc.MaxSendMsgSize(b.opts.MaxMessageSize+(1<<20)),
+	gopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(b.opts.MaxMessageSize + (1 << 20)),
+		grpc.MaxSendMsgSize(b.opts.MaxMessageSize + (1 << 20)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+		grpc.ChainUnaryInterceptor(b.unaryAuth),
+		grpc.ChainStreamInterceptor(b.streamAuth),
+	}
+	if b.opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(b.opts.TLS)))
+	}
+	b.grpcSrv = grpc.NewServer(gopts...)
 	clientpb.RegisterBrokerServer(b.grpcSrv, &service{b: b})
-	b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	b.httpSrv = &http.Server{Handler: b.requireClientCert(b.httpHandler()), ReadHeaderTimeout: 10 * time.Second}
+	httpLis := b.httpLis
+	if b.opts.TLS != nil {
+		httpLis = tls.NewListener(httpLis, b.httpTLS())
+	}
 	b.goFn(func() { b.grpcSrv.Serve(b.grpcLis) })
-	b.goFn(func() { b.httpSrv.Serve(b.httpLis) })
+	b.goFn(func() { b.httpSrv.Serve(httpLis) })
 	b.goFn(b.initLoop)
-	b.log.Info("broker listening", "grpc", b.grpcURL, "http", b.httpURL, "cluster", b.opts.Cluster)
+	b.log.Info("broker listening", "grpc", b.grpcURL, "http", b.httpURL, "cluster", b.opts.Cluster,
+		"tls", describeTLS(b.opts.TLS), "authentication", b.opts.Authentication != nil, "authorization", b.opts.AuthorizationEnabled)
 	return nil
 }
 
@@ -191,6 +215,7 @@ func (b *Broker) initLoop() {
 		return
 	}
 	b.cache.Store(cache)
+	cache.Subscribe(b.checkAccess)
 	b.own.run() // returns when the broker stops
 }
 

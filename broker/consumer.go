@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/ledger/managed"
@@ -17,6 +18,8 @@ type Consumer struct {
 	sub      *Subscription
 	id       uint64
 	name     string
+	role     string // authenticated role, re-checked when permissions change
+	since    time.Time
 	priority int32
 	out      *outbox[*clientpb.ConsumeResponse]
 	killed   chan error
@@ -50,7 +53,7 @@ func (c *Consumer) kill(err error) {
 }
 
 // subscribe attaches a consumer, creating the subscription when needed.
-func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe) (*Subscription, *Consumer, error) {
+func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role string) (*Subscription, *Consumer, error) {
 	if err := t.checkUsable(); err != nil {
 		return nil, nil, err
 	}
@@ -86,7 +89,7 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe) (*Subscr
 			sub.name = fmt.Sprintf("reader-%d", consumerSeq.Add(1))
 		}
 	}
-	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel,
+	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel, role: role, since: time.Now(),
 		out: newOutbox[*clientpb.ConsumeResponse](), killed: make(chan error, 1)}
 	if c.name == "" {
 		c.name = fmt.Sprintf("consumer-%d", c.id)

@@ -4,10 +4,12 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/strata-mq/strata/tenants"
 )
 
-// httpHandler serves liveness, readiness and metrics (the admin API mounts
-// on the same mux).
+// httpHandler serves liveness, readiness, metrics, lookups and the admin API
+// (tenants, clusters and namespaces by package tenants; topics here).
 func (b *Broker) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -25,5 +27,17 @@ func (b *Broker) httpHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
+	topics := b.adminMux()
+	opts := tenants.AdminOptions{Store: b.cfg, Authz: b.authz, Topics: b, Cluster: b.opts.Cluster, Fallback: topics, Logger: b.log}
+	if b.opts.Authentication != nil {
+		opts.Role = b.roleHTTP
+	}
+	admin, err := tenants.NewAdminHandler(opts)
+	if err != nil {
+		// Only invalid options fail, and these are built here.
+		panic(err)
+	}
+	mux.Handle("/admin/", admin)
+	mux.Handle("/lookup/", topics)
 	return mux
 }

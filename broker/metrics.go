@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,15 +13,6 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	publishLatency *prometheus.HistogramVec
-
-	mu    sync.Mutex
-	rates map[*Topic]*rateState
-}
-
-type rateState struct {
-	at                                 time.Time
-	msgsIn, bytesIn, msgsOut, bytesOut int64
-	rateIn, thrIn, rateOut, thrOut     float64
 }
 
 var (
@@ -59,7 +49,7 @@ var (
 )
 
 func newMetrics(b *Broker) *metrics {
-	m := &metrics{b: b, reg: prometheus.NewRegistry(), rates: map[*Topic]*rateState{}}
+	m := &metrics{b: b, reg: prometheus.NewRegistry()}
 	m.publishLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "pulsar_storage_write_latency_seconds",
 		Help:    "Publish latency: from receiving a message to its durable append.",
@@ -87,26 +77,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	topics := m.b.loadedTopics()
 	cluster := m.b.opts.Cluster
 	ch <- prometheus.MustNewConstMetric(descTopicsCount, prometheus.GaugeValue, float64(len(topics)), cluster)
-	now := time.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	live := map[*Topic]bool{}
 	for _, t := range topics {
-		live[t] = true
 		lv := []string{cluster, t.name.NamespaceName().String(), t.name.String()}
 		s := t.stats
 		in, bin, out, bout := s.msgsIn.Load(), s.bytesIn.Load(), s.msgsOut.Load(), s.bytesOut.Load()
-		r := m.rates[t]
-		if r == nil {
-			r = &rateState{at: now}
-			m.rates[t] = r
-		}
-		// Rates over at least 5 s, so frequent scrapes do not jitter.
-		if el := now.Sub(r.at).Seconds(); el >= 5 {
-			r.rateIn, r.thrIn = float64(in-r.msgsIn)/el, float64(bin-r.bytesIn)/el
-			r.rateOut, r.thrOut = float64(out-r.msgsOut)/el, float64(bout-r.bytesOut)/el
-			r.at, r.msgsIn, r.bytesIn, r.msgsOut, r.bytesOut = now, in, bin, out, bout
-		}
+		r := t.rates()
 		counter := func(d *prometheus.Desc, v int64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
 		}
@@ -134,11 +109,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(descProducers, float64(np))
 		gauge(descConsumers, float64(nc))
 		gauge(descSubs, float64(ns))
-	}
-	for t := range m.rates {
-		if !live[t] {
-			delete(m.rates, t)
-		}
 	}
 }
 

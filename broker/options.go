@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/tenants/auth"
 )
 
 // Options configures a Broker. Zero values take the documented defaults
@@ -54,6 +56,19 @@ type Options struct {
 	TopicCacheBytes int64
 	// DispatchBatch is the most entries a dispatcher reads at once; default 100.
 	DispatchBatch int
+
+	// Authentication, when set, requires a valid JWT on every gRPC call
+	// and HTTP request except /healthz, /readyz and /metrics.
+	Authentication *auth.Authenticator
+	// AuthorizationEnabled checks every operation against superuser roles,
+	// tenant admin roles and namespace/topic permissions.
+	AuthorizationEnabled bool
+	// SuperUserRoles may do anything.
+	SuperUserRoles []string
+	// TLS, when set, serves gRPC and HTTP over TLS. With ClientAuth set to
+	// require certificates, gRPC requires one and HTTP requires one on every
+	// path but the health probes.
+	TLS *tls.Config
 
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -117,6 +132,8 @@ func (o *Options) Validate() error {
 		return errors.New("broker: Metadata store is required")
 	case o.DefaultAckQuorum > o.DefaultWriteQuorum || o.DefaultWriteQuorum > o.DefaultEnsembleSize:
 		return errors.New("broker: default quorums must satisfy ensemble >= write quorum >= ack quorum")
+	case o.AuthorizationEnabled && o.Authentication == nil:
+		return errors.New("broker: authorization needs authentication (a token key)")
 	}
 	return nil
 }

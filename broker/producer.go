@@ -16,6 +16,8 @@ import (
 type Producer struct {
 	t      *Topic
 	name   string
+	role   string // authenticated role, re-checked when permissions change
+	since  time.Time
 	out    *outbox[*clientpb.ProduceResponse]
 	killed chan error // server-side close: the stream ends with this error
 
@@ -38,7 +40,7 @@ type sendSlot struct {
 var producerSeq atomic.Int64
 
 // addProducer registers a producer session.
-func (t *Topic) addProducer(open *clientpb.ProducerOpen) (*Producer, error) {
+func (t *Topic) addProducer(open *clientpb.ProducerOpen, role string) (*Producer, error) {
 	if err := t.checkUsable(); err != nil {
 		return nil, err
 	}
@@ -49,7 +51,7 @@ func (t *Topic) addProducer(open *clientpb.ProducerOpen) (*Producer, error) {
 	if name == "" {
 		name = fmt.Sprintf("%s-%s-%d", t.b.opts.Cluster, t.b.id, producerSeq.Add(1))
 	}
-	p := &Producer{t: t, name: name, out: newOutbox[*clientpb.ProduceResponse](), killed: make(chan error, 1)}
+	p := &Producer{t: t, name: name, role: role, since: time.Now(), out: newOutbox[*clientpb.ProduceResponse](), killed: make(chan error, 1)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.mu.closed {

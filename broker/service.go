@@ -28,6 +28,9 @@ func (s *service) Lookup(ctx context.Context, req *clientpb.LookupRequest) (*cli
 	if err != nil {
 		return nil, err
 	}
+	if err := s.b.authz.CanLookup(ctx, roleOf(ctx), t); err != nil {
+		return nil, statusError(err)
+	}
 	bi, redirect, err := s.b.lookup(ctx, t, req.Authoritative)
 	if err != nil {
 		return nil, statusError(err)
@@ -50,6 +53,9 @@ func (s *service) PartitionedMetadata(ctx context.Context, req *clientpb.Partiti
 	if _, err := s.b.policies(t.NamespaceName()); err != nil {
 		return nil, statusError(err)
 	}
+	if err := s.b.authz.CanLookup(ctx, roleOf(ctx), t); err != nil {
+		return nil, statusError(err)
+	}
 	pm, err := s.b.cfg.GetPartitionedTopic(ctx, t)
 	if errors.Is(err, tenants.ErrNotFound) {
 		return &clientpb.PartitionedMetadataResponse{}, nil
@@ -64,6 +70,9 @@ func (s *service) LastMessageId(ctx context.Context, req *clientpb.LastMessageId
 	t, err := parseTopic(req.Topic)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.b.authz.CanConsume(ctx, roleOf(ctx), t, ""); err != nil {
+		return nil, statusError(err)
 	}
 	topic, err := s.b.getTopic(ctx, t)
 	if err != nil {
@@ -113,11 +122,15 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 	if err != nil {
 		return err
 	}
+	role := roleOf(ctx)
+	if err := s.b.authz.CanProduce(ctx, role, name); err != nil {
+		return statusError(err)
+	}
 	t, err := s.b.getTopic(ctx, name)
 	if err != nil {
 		return statusError(err)
 	}
-	p, err := t.addProducer(open)
+	p, err := t.addProducer(open, role)
 	if err != nil {
 		return statusError(err)
 	}
@@ -166,11 +179,15 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 	if err != nil {
 		return err
 	}
+	role := roleOf(ctx)
+	if err := s.b.authz.CanConsume(ctx, role, name, req.Subscription); err != nil {
+		return statusError(err)
+	}
 	t, err := s.b.getTopic(ctx, name)
 	if err != nil {
 		return statusError(err)
 	}
-	sub, c, err := t.subscribe(ctx, req)
+	sub, c, err := t.subscribe(ctx, req, role)
 	if err != nil {
 		return statusError(err)
 	}

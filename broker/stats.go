@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // topicStats counts a topic's traffic; rates are derived per interval.
 type topicStats struct {
+	entriesIn         atomic.Int64
 	msgsIn, bytesIn   atomic.Int64
 	msgsOut, bytesOut atomic.Int64
 	acks              atomic.Int64
@@ -16,6 +18,7 @@ type topicStats struct {
 func newTopicStats() *topicStats { return &topicStats{publishLatency: &latencyObserver{}} }
 
 func (s *topicStats) published(msgs, bytes int, d time.Duration) {
+	s.entriesIn.Add(1)
 	s.msgsIn.Add(int64(msgs))
 	s.bytesIn.Add(int64(bytes))
 	s.publishLatency.observe(d)
@@ -37,4 +40,37 @@ func (l *latencyObserver) observe(d time.Duration) {
 	if f := l.fn.Load(); f != nil {
 		(*f)(d)
 	}
+}
+
+// rates are a topic's rates over the last measurement interval.
+type rates struct {
+	rateIn, thrIn, rateOut, thrOut float64
+}
+
+// rateTracker turns a topic's counters into per-interval rates.
+type rateTracker struct {
+	mu                                 sync.Mutex
+	at                                 time.Time
+	msgsIn, bytesIn, msgsOut, bytesOut int64
+	cur                                rates
+}
+
+// rates returns the topic's rates, recomputed when the last measurement is
+// at least 5 s old (so frequent readers do not jitter them).
+func (t *Topic) rates() rates {
+	rt := &t.rt
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	now := time.Now()
+	s := t.stats
+	in, bin, out, bout := s.msgsIn.Load(), s.bytesIn.Load(), s.msgsOut.Load(), s.bytesOut.Load()
+	if rt.at.IsZero() {
+		rt.at, rt.msgsIn, rt.bytesIn, rt.msgsOut, rt.bytesOut = now, in, bin, out, bout
+		return rt.cur
+	}
+	if el := now.Sub(rt.at).Seconds(); el >= 5 {
+		rt.cur = rates{float64(in-rt.msgsIn) / el, float64(bin-rt.bytesIn) / el, float64(out-rt.msgsOut) / el, float64(bout-rt.bytesOut) / el}
+		rt.at, rt.msgsIn, rt.bytesIn, rt.msgsOut, rt.bytesOut = now, in, bin, out, bout
+	}
+	return rt.cur
 }

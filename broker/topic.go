@@ -23,6 +23,7 @@ type Topic struct {
 	ml        *managed.ManagedLedger
 	log       *slog.Logger
 	stats     *topicStats
+	rt        rateTracker
 
 	mu struct {
 		sync.Mutex
