@@ -287,4 +287,3 @@ func (b *Broker) internalStats(ctx context.Context, w http.ResponseWriter, r *ht
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
-
