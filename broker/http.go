@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,7 +27,22 @@ func (b *Broker) httpHandler() http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		// Metrics cover every tenant: with authorization on, only superusers
+		// (e.g. the Prometheus scraper's token) may read them.
+		if b.opts.AuthorizationEnabled {
+			role, err := b.roleHTTP(r)
+			if err == nil && !b.authz.IsSuperUser(role) {
+				err = fmt.Errorf("%w: metrics are readable by superusers only", tenants.ErrForbidden)
+			}
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	topics := b.adminMux()
 	opts := tenants.AdminOptions{Store: b.cfg, Authz: b.authz, Topics: b, Cluster: b.opts.Cluster, Fallback: topics, Logger: b.log}
 	if b.opts.Authentication != nil {

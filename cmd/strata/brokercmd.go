@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,7 +15,76 @@ import (
 
 	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/tenants/auth"
 )
+
+// securityFlags are the authentication and TLS flags of brokers.
+type securityFlags struct {
+	authn, authz           bool
+	secretKey, publicKey   string
+	superusers             []string
+	tlsCert, tlsKey, tlsCA string
+	requireClientCert      bool
+}
+
+func (s *securityFlags) register(f *pflag.FlagSet) {
+	f.BoolVar(&s.authn, "authentication-enabled", false, "require a JWT on every request (needs --token-secret-key or --token-public-key)")
+	f.BoolVar(&s.authz, "authorization-enabled", false, "check superuser, tenant admin and namespace permissions on every operation")
+	f.StringVar(&s.secretKey, "token-secret-key", "", "HS256 key verifying tokens: file:///PATH, data:;base64,... or base64")
+	f.StringVar(&s.publicKey, "token-public-key", "", "RS256/ES256 public key verifying tokens: file:///PATH or data:...")
+	f.StringSliceVar(&s.superusers, "superuser-roles", nil, "roles allowed to do anything, comma separated")
+	f.StringVar(&s.tlsCert, "tls-cert-file", "", "server certificate (PEM); with --tls-key-file enables TLS on the gRPC and HTTP listeners")
+	f.StringVar(&s.tlsKey, "tls-key-file", "", "server private key (PEM)")
+	f.StringVar(&s.tlsCA, "tls-trust-certs-file", "", "CA certificates trusted for client certificates")
+	f.BoolVar(&s.requireClientCert, "tls-require-client-cert", false, "require a trusted client certificate (health probes excepted)")
+}
+
+// apply fills the broker's security options.
+func (s *securityFlags) apply(o *broker.Options) error {
+	if s.authn {
+		if (s.secretKey == "") == (s.publicKey == "") {
+			return errors.New("--authentication-enabled needs exactly one of --token-secret-key and --token-public-key")
+		}
+		a, err := auth.NewAuthenticator(auth.AuthenticatorOptions{SecretKey: s.secretKey, PublicKey: s.publicKey})
+		if err != nil {
+			return fmt.Errorf("token key: %w", err)
+		}
+		o.Authentication = a
+	}
+	if s.authz && !s.authn {
+		return errors.New("--authorization-enabled needs --authentication-enabled")
+	}
+	o.AuthorizationEnabled, o.SuperUserRoles = s.authz, s.superusers
+	if s.tlsCert != "" || s.tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if s.tlsCA != "" {
+			pem, err := os.ReadFile(s.tlsCA)
+			if err != nil {
+				return fmt.Errorf("--tls-trust-certs-file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--tls-trust-certs-file %s holds no PEM certificate", s.tlsCA)
+			}
+			cfg.ClientCAs = pool
+			cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+		if s.requireClientCert {
+			if s.tlsCA == "" {
+				return errors.New("--tls-require-client-cert needs --tls-trust-certs-file")
+			}
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		o.TLS = cfg
+	} else if s.requireClientCert {
+		return errors.New("--tls-require-client-cert needs --tls-cert-file and --tls-key-file")
+	}
+	return nil
+}
 
 // brokerFlags registers the broker tuning flags shared by `strata broker`
 // and `strata standalone`.
@@ -33,6 +105,7 @@ func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
 func newBrokerCmd() *cobra.Command {
 	var (
 		o          broker.Options
+		sec        securityFlags
 		endpoints  string
 		cfgStore   string
 		root       string
@@ -50,6 +123,9 @@ Before serving it waits until the cluster is initialized (strata init-cluster).`
 			defer cancel()
 			if o.Cluster == "" {
 				return errors.New("--cluster is required")
+			}
+			if err := sec.apply(&o); err != nil {
+				return err
 			}
 			local, err := openStoreWaiting(ctx, endpoints, root, waitForEtd)
 			if err != nil {
@@ -84,6 +160,7 @@ Before serving it waits until the cluster is initialized (strata init-cluster).`
 	f.StringVar(&o.Cluster, "cluster", "", "name of the cluster this broker serves (required)")
 	f.DurationVar(&waitForEtd, "etcd-wait", 5*time.Minute, "how long to wait for etcd at start-up")
 	brokerFlags(f, &o)
+	sec.register(f)
 	return cmd
 }
 

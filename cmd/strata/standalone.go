@@ -12,8 +12,9 @@ import (
 
 func newStandaloneCmd() *cobra.Command {
 	var (
-		o standalone.Options
-		b broker.Options
+		o   standalone.Options
+		b   broker.Options
+		sec securityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "standalone",
@@ -26,6 +27,9 @@ so extra bookies and brokers can join), one bookie and one broker, with tenant
 			ctx, cancel := signalContext()
 			defer cancel()
 			start := time.Now()
+			if err := sec.apply(&b); err != nil {
+				return err
+			}
 			o.Broker = b
 			s, err := standalone.Start(ctx, o)
 			if err != nil {
@@ -49,5 +53,6 @@ so extra bookies and brokers can join), one bookie and one broker, with tenant
 	f.StringVar(&o.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "embedded etcd peer listen address")
 	f.StringVar(&o.BookieAddr, "bookie-addr", "127.0.0.1:3181", "bookie gRPC listen address")
 	brokerFlags(f, &b)
+	sec.register(f)
 	return cmd
 }
