@@ -20,6 +20,7 @@ import (
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/internal/testcluster"
+	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/tenants"
 	"github.com/strata-mq/strata/tenants/auth"
 )
@@ -32,7 +33,7 @@ type secured struct {
 // newSecured starts a cluster with JWT authentication and authorization:
 // superuser "admin"; tenant ta administered by "alice", tb by "bob"; on
 // ta/ns role "app" may produce and "reader" may consume.
-func newSecured(t *testing.T) *secured {
+func newSecured(t *testing.T) (s *secured) {
 	t.Helper()
 	secret, err := auth.GenerateSecretKey()
 	if err != nil {
@@ -70,7 +71,23 @@ func newSecured(t *testing.T) *secured {
 		return s
 	}
 	past := func() time.Time { return time.Now().Add(-2 * time.Hour) }
-	s := &secured{c: c, tokens: map[string]string{
+	// The broker learns configuration through a watch: wait until it sees
+	// the permissions just granted.
+	waitVisible := func(appToken string) {
+		cc, err := grpc.NewClient(c.Broker(0).GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		cli := clientpb.NewBrokerClient(cc)
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+appToken)
+			_, err := cli.PartitionedMetadata(ctx, &clientpb.PartitionedMetadataRequest{Topic: "persistent://ta/ns/probe"})
+			return err
+		})
+	}
+	defer func() { waitVisible(s.tokens["app"]) }()
+	s = &secured{c: c, tokens: map[string]string{
 		"none":      "",
 		"badsig":    tok(other, "admin", 0, nil),
 		"expired":   tok(secret, "admin", time.Hour, past),
