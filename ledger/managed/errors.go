@@ -21,4 +21,13 @@ var (
 	// ErrNoLedger: no ledger is available for writing (bookies missing);
 	// appends are retried with a new ledger on the next attempt.
 	ErrNoLedger = errors.New("managed ledger: no writable ledger")
+	// ErrOffloadDisabled: no offload store is configured (Options.Offload),
+	// or an offloaded ledger cannot be read through the configured one.
+	ErrOffloadDisabled = errors.New("managed ledger: offload not configured")
+	// ErrOffloadConflict: the ledger's offload record changed during an
+	// offload (the ledger was trimmed, or another owner took over); the
+	// attempt's objects were deleted.
+	ErrOffloadConflict = errors.New("managed ledger: offload conflict")
+	// ErrOffloadInProgress: a manual offload is already queued or running.
+	ErrOffloadInProgress = errors.New("managed ledger: offload already running")
 )

@@ -16,6 +16,7 @@ import (
 	"github.com/strata-mq/strata/internal/ordered"
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/offload"
 )
 
 type mlState int
@@ -37,6 +38,7 @@ type ManagedLedger struct {
 	log   *slog.Logger
 	cbs   *ordered.Queue[Position]
 	cache *entryCache
+	off   *offloader
 
 	// metaMu serializes read-modify-write cycles of the ledger list (roll,
 	// trim, close, offload); it is held across metadata I/O, never with mu.
@@ -101,7 +103,13 @@ func Open(ctx context.Context, name string, opts Options) (*ManagedLedger, error
 	}
 	ml := &ManagedLedger{
 		name: name, opts: opts, log: opts.Logger.With("topic", name),
-		cbs: ordered.New[Position](), cache: newEntryCache(opts.CacheMaxBytes), stop: make(chan struct{}),
+		cbs: ordered.New[Position](), cache: newEntryCache(opts.CacheMaxBytes), off: newOffloader(), stop: make(chan struct{}),
+	}
+	if opts.Offload.Store != nil {
+		dataKey, _ := offload.ObjectKeys(opts.Offload.KeyPrefix, name, 0, newUUID())
+		if err := offload.ValidateKey(dataKey); err != nil {
+			return nil, fmt.Errorf("managed ledger %s: offload keys: %w", name, err)
+		}
 	}
 	ml.mu.cursors = make(map[string]*Cursor)
 	ml.mu.nonDurable = make(map[*Cursor]struct{})
@@ -127,6 +135,10 @@ func Open(ctx context.Context, name string, opts Options) (*ManagedLedger, error
 	}
 	ml.wg.Add(1)
 	go ml.background()
+	if ml.offloadEnabled() {
+		ml.wg.Add(1)
+		go ml.offloadLoop()
+	}
 	return ml, nil
 }
 
@@ -559,6 +571,9 @@ func (ml *ManagedLedger) closeCurrent(ctx context.Context, w *ledger.Writer) err
 	if err == nil && cur.entries == 0 {
 		ml.opts.Ledgers.Delete(ctx, cur.id)
 	}
+	if err == nil {
+		ml.kickOffload()
+	}
 	return err
 }
 
@@ -710,6 +725,7 @@ func (ml *ManagedLedger) Close(ctx context.Context) error {
 		}
 	}
 	ml.wg.Wait()
+	ml.off.readers.closeAll()
 	ml.cbs.Close()
 	if errors.Is(err, ErrFenced) && wasFenced {
 		err = nil
@@ -741,6 +757,7 @@ func (ml *ManagedLedger) Abandon() {
 	}
 	ml.drainWriter()
 	ml.wg.Wait()
+	ml.off.readers.closeAll()
 	ml.cbs.Close()
 }
 
@@ -809,5 +826,6 @@ func (ml *ManagedLedger) Delete(ctx context.Context) error {
 			ml.log.Warn("delete ledger", "ledger", li.LedgerID, "err", err)
 		}
 	}
+	ml.dropOffloaded(ctx, ledgers)
 	return nil
 }

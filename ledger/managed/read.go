@@ -158,9 +158,16 @@ func (ml *ManagedLedger) Read(ctx context.Context, from Position, maxEntries int
 	return out, from, nil
 }
 
-// readLedger reads entries first..last of one ledger from bookies (or, for
-// offloaded ledgers, the object store).
+// readLedger reads entries first..last of one ledger from bookies or, for
+// offloaded ledgers, the object store (see readOffloaded).
 func (ml *ManagedLedger) readLedger(ctx context.Context, li LedgerInfo, w *ledger.Writer, first, last int64) ([]Entry, error) {
+	if w == nil && offloaded(li) && (ml.offloadEnabled() || li.Offload.BookieDeleted) {
+		out, err := ml.readOffloaded(ctx, li, first, last)
+		if err != nil {
+			return nil, fmt.Errorf("managed ledger %s: read offloaded ledger %d: %w", ml.name, li.LedgerID, err)
+		}
+		return out, nil
+	}
 	var es []ledger.Entry
 	var err error
 	if w != nil {

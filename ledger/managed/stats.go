@@ -38,6 +38,7 @@ type Stats struct {
 	Ledgers       []LedgerStats `json:"ledgers"`
 	Cursors       []CursorStats `json:"cursors"`
 	Cache         CacheStats    `json:"cache"`
+	Offload       OffloadStats  `json:"offload"`
 }
 
 var stateNames = map[mlState]string{
@@ -63,6 +64,7 @@ func (ml *ManagedLedger) Stats() Stats {
 		st.Size += ls.Size
 		st.Ledgers = append(st.Ledgers, ls)
 	}
+	st.Offload = ml.offloadStatsLocked()
 	cursors := make([]*Cursor, 0, len(ml.mu.cursors))
 	for _, c := range ml.mu.cursors {
 		cursors = append(cursors, c)
@@ -78,5 +80,6 @@ func (ml *ManagedLedger) Stats() Stats {
 	}
 	sort.Slice(st.Cursors, func(i, j int) bool { return st.Cursors[i].Name < st.Cursors[j].Name })
 	st.Cache = ml.cache.stats()
+	ml.offloadCounters(&st.Offload)
 	return st
 }

@@ -15,15 +15,26 @@ type TrimResult struct {
 // Trim deletes whole ledgers that every durable cursor has consumed and that
 // are outside retention: oldest first, stopping at the first ledger that is
 // still needed. The current ledger is never deleted. Deleted ledgers are
-// removed from the ledger list (compare-and-swap) and then from bookies.
+// removed from the ledger list (compare-and-swap) and then from bookies and,
+// if offloaded, from the object store.
 func (ml *ManagedLedger) Trim(ctx context.Context) (TrimResult, error) {
+	res, doomed, err := ml.trim(ctx)
+	if err == nil {
+		ml.dropOffloaded(ctx, doomed) // store I/O: after metaMu
+	}
+	return res, err
+}
+
+// trim removes the ledgers to delete from the list and from bookies, and
+// returns them.
+func (ml *ManagedLedger) trim(ctx context.Context) (TrimResult, []LedgerInfo, error) {
 	ml.metaMu.Lock()
 	defer ml.metaMu.Unlock()
 
 	ml.mu.Lock()
 	if err := ml.usableLocked(); err != nil {
 		ml.mu.Unlock()
-		return TrimResult{}, err
+		return TrimResult{}, nil, err
 	}
 	cursors := make([]*Cursor, 0, len(ml.mu.cursors))
 	for _, c := range ml.mu.cursors {
@@ -76,7 +87,7 @@ func (ml *ManagedLedger) Trim(ctx context.Context) (TrimResult, error) {
 		res.Bytes += li.Size
 	}
 	if len(doomed) == 0 {
-		return res, nil
+		return res, nil, nil
 	}
 	err := ml.updateInfo(ctx, func(info *mlInfo) {
 		info.Ledgers = slices.DeleteFunc(info.Ledgers, func(li LedgerInfo) bool {
@@ -84,7 +95,7 @@ func (ml *ManagedLedger) Trim(ctx context.Context) (TrimResult, error) {
 		})
 	})
 	if err != nil {
-		return TrimResult{}, err
+		return TrimResult{}, nil, err
 	}
 	ml.mu.Lock()
 	for _, d := range doomed {
@@ -105,5 +116,5 @@ func (ml *ManagedLedger) Trim(ctx context.Context) (TrimResult, error) {
 		}
 	}
 	ml.log.Info("trimmed ledgers", "ledgers", res.Ledgers, "entries", res.Entries, "bytes", res.Bytes)
-	return res, nil
+	return res, doomed, nil
 }
