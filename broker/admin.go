@@ -565,6 +565,7 @@ func (s *Subscription) reposition(pos managed.Position, cause string) {
 	clear(s.mu.replayKeys)
 	clear(s.mu.redeliveries)
 	clear(s.mu.flights)
+	s.mu.delayed, s.mu.nextDue = nil, time.Time{}
 	for _, c := range consumers {
 		c.permits, c.unacked = 0, 0
 	}

@@ -81,7 +81,7 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		MsgOutCounter: t.stats.msgsOut.Load(), BytesOutCounter: t.stats.bytesOut.Load(),
 		StorageSize: ms.Size, OffloadedStorageSize: ms.OffloadedSize,
 		Publishers: []publisherStats{}, Subscriptions: map[string]subscriptionStats{}, Replication: map[string]any{},
-		DeduplicationStatus: "Disabled",
+		DeduplicationStatus: t.dedup.status(),
 	}
 	if out.MsgInCounter > 0 {
 		out.AverageMsgSize = float64(out.BytesInCounter) / float64(out.MsgInCounter)

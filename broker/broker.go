@@ -170,6 +170,7 @@ func (b *Broker) Start() error {
 	b.goFn(func() { b.grpcSrv.Serve(b.grpcLis) })
 	b.goFn(func() { b.httpSrv.Serve(httpLis) })
 	b.goFn(b.initLoop)
+	b.goFn(b.maintenanceLoop)
 	b.log.Info("broker listening", "grpc", b.grpcURL, "http", b.httpURL, "cluster", b.opts.Cluster,
 		"tls", describeTLS(b.opts.TLS), "authentication", b.opts.Authentication != nil, "authorization", b.opts.AuthorizationEnabled)
 	return nil

@@ -89,6 +89,12 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role str
 			sub.name = fmt.Sprintf("reader-%d", consumerSeq.Add(1))
 		}
 	}
+	if err := t.checkConsumerLimit(sub); err != nil {
+		if !req.Durable {
+			sub.close(err)
+		}
+		return nil, nil, err
+	}
 	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel, role: role, since: time.Now(),
 		out: newOutbox[*clientpb.ConsumeResponse](), killed: make(chan error, 1)}
 	if c.name == "" {
@@ -359,6 +365,7 @@ func (s *Subscription) seek(ctx context.Context, c *Consumer, req *clientpb.Seek
 	clear(s.mu.replayKeys)
 	clear(s.mu.redeliveries)
 	clear(s.mu.flights)
+	s.mu.delayed, s.mu.nextDue = nil, time.Time{}
 	s.cursor.Reset(pos)
 	s.mu.Unlock()
 	for _, x := range others {

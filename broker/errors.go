@@ -45,6 +45,12 @@ func serverError(err error) clientpb.ServerError {
 		return clientpb.ServerError_NAMESPACE_NOT_FOUND
 	case errors.Is(err, ErrTopicNotFound):
 		return clientpb.ServerError_TOPIC_NOT_FOUND
+	case errors.Is(err, ErrQuotaExceeded):
+		return clientpb.ServerError_PRODUCER_BLOCKED_QUOTA_EXCEEDED
+	case errors.Is(err, ErrTooManyProducers):
+		return clientpb.ServerError_PRODUCER_BUSY
+	case errors.Is(err, ErrTooManyConsumers):
+		return clientpb.ServerError_CONSUMER_BUSY
 	case errors.Is(err, ErrConsumerBusy):
 		return clientpb.ServerError_CONSUMER_BUSY
 	case errors.Is(err, ErrProducerBusy):

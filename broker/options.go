@@ -56,6 +56,18 @@ type Options struct {
 	TopicCacheBytes int64
 	// DispatchBatch is the most entries a dispatcher reads at once; default 100.
 	DispatchBatch int
+	// PolicyCheckInterval: how often message TTL, backlog quotas and rate
+	// limits are applied to loaded topics; default 10 s.
+	PolicyCheckInterval time.Duration
+	// BacklogQuotaHoldTimeout: with producer_request_hold, how long a send
+	// waits for the backlog to shrink before failing; default 30 s.
+	BacklogQuotaHoldTimeout time.Duration
+	// DeduplicationEnabled turns deduplication on for namespaces that do
+	// not set it (Pulsar's brokerDeduplicationEnabled); default false.
+	DeduplicationEnabled bool
+	// DeduplicationSnapshotInterval: the deduplication state is
+	// snapshotted every this many entries; default 1000.
+	DeduplicationSnapshotInterval int
 
 	// Authentication, when set, requires a valid JWT on every gRPC call
 	// and HTTP request except /healthz, /readyz and /metrics.
@@ -117,6 +129,15 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.DispatchBatch <= 0 {
 		o.DispatchBatch = 100
+	}
+	if o.PolicyCheckInterval <= 0 {
+		o.PolicyCheckInterval = 10 * time.Second
+	}
+	if o.BacklogQuotaHoldTimeout <= 0 {
+		o.BacklogQuotaHoldTimeout = 30 * time.Second
+	}
+	if o.DeduplicationSnapshotInterval <= 0 {
+		o.DeduplicationSnapshotInterval = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

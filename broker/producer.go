@@ -47,6 +47,12 @@ func (t *Topic) addProducer(open *clientpb.ProducerOpen, role string) (*Producer
 	if t.ml.IsTerminated() {
 		return nil, fmt.Errorf("%w: topic %s", managed.ErrTerminated, t.name)
 	}
+	if err := t.admitProducer(); err != nil {
+		return nil, err
+	}
+	if err := t.checkProducerLimit(); err != nil {
+		return nil, err
+	}
 	name := open.ProducerName
 	if name == "" {
 		name = fmt.Sprintf("%s-%s-%d", t.b.opts.Cluster, t.b.id, producerSeq.Add(1))
@@ -89,8 +95,9 @@ func (p *Producer) kill(err error) {
 	}
 }
 
-// send appends one entry. The reply is queued in send order.
-func (p *Producer) send(s *clientpb.Send) {
+// send appends one entry (or, with admitErr, fails it). The reply is
+// queued in send order.
+func (p *Producer) send(s *clientpb.Send, admitErr error) {
 	slot := &sendSlot{}
 	p.mu.Lock()
 	p.mu.slots = append(p.mu.slots, slot)
@@ -100,6 +107,10 @@ func (p *Producer) send(s *clientpb.Send) {
 	fail := func(e clientpb.ServerError, format string, args ...any) {
 		p.complete(slot, &clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_SendError{SendError: &clientpb.SendError{
 			SequenceId: s.SequenceId, Error: e, Message: fmt.Sprintf(format, args...)}}})
+	}
+	if admitErr != nil {
+		fail(serverError(admitErr), "%v", admitErr)
+		return
 	}
 	t := p.t
 	max := t.b.opts.MaxMessageSize
@@ -122,7 +133,24 @@ func (p *Producer) send(s *clientpb.Send) {
 	}
 	n := md.NumMessages()
 	start := time.Now()
+	receipt := func(pos managed.Position) *clientpb.ProduceResponse {
+		return &clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Receipt{Receipt: &clientpb.Receipt{
+			SequenceId: s.SequenceId, HighestSequenceId: s.HighestSequenceId,
+			MessageId: &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
+		}}}
+	}
+	fresh, done := t.dedup.check(md, func(pos managed.Position, err error) {
+		if err != nil {
+			fail(serverError(err), "persist message: %v", err)
+			return
+		}
+		p.complete(slot, receipt(pos)) // a duplicate: acknowledged, not stored again
+	})
+	if !fresh {
+		return
+	}
 	t.ml.AppendAsync(s.Entry, int64(md.GetPublishTime()), func(pos managed.Position, err error) {
+		done(pos, err)
 		if err != nil {
 			fail(serverError(err), "persist message: %v", err)
 			if errors.Is(err, managed.ErrFenced) || errors.Is(err, managed.ErrClosed) {
@@ -131,10 +159,7 @@ func (p *Producer) send(s *clientpb.Send) {
 			return
 		}
 		t.stats.published(n, len(s.Entry), time.Since(start))
-		p.complete(slot, &clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Receipt{Receipt: &clientpb.Receipt{
-			SequenceId: s.SequenceId, HighestSequenceId: s.HighestSequenceId,
-			MessageId: &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
-		}}})
+		p.complete(slot, receipt(pos))
 	})
 }
 

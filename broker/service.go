@@ -136,7 +136,7 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 	}
 	defer t.removeProducer(p)
 	if err := stream.Send(&clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Opened{Opened: &clientpb.ProducerOpened{
-		ProducerName: p.name, LastSequenceId: -1, MaxMessageSize: int64(s.b.opts.MaxMessageSize), Topic: name.String(),
+		ProducerName: p.name, LastSequenceId: t.dedup.lastSequence(p.name), MaxMessageSize: int64(s.b.opts.MaxMessageSize), Topic: name.String(),
 	}}}); err != nil {
 		return err
 	}
@@ -152,7 +152,16 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 			if send == nil {
 				return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "unexpected command on a produce stream")
 			}
-			p.send(send)
+			// Quotas hold and rate limits slow the producer here: while
+			// this loop waits, gRPC flow control pushes back on the client.
+			err := t.admitSend(ctx, s.b.opts.BacklogQuotaHoldTimeout)
+			if err == nil {
+				err = t.throttlePublish(ctx, int(max(send.NumMessages, 1)), len(send.Entry))
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			p.send(send, err)
 		case err := <-recvErr:
 			return err
 		case err := <-sendErr:

@@ -39,9 +39,10 @@ type Subscription struct {
 	durable bool
 	log     *slog.Logger
 
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	limits dispatchLimits
 
 	mu struct {
 		sync.Mutex
@@ -54,6 +55,8 @@ type Subscription struct {
 		replayKeys   map[uint32]int
 		redeliveries map[managed.Position]uint32
 		flights      map[uint32]*keyFlight
+		delayed      delayIndex
+		nextDue      time.Time // when the earliest delayed entry is due
 		ring         []ringPoint
 		rr           int
 		closed       bool
@@ -90,6 +93,7 @@ func newSubscription(t *Topic, c *managed.Cursor) *Subscription {
 	s.mu.replayKeys = make(map[uint32]int)
 	s.mu.redeliveries = make(map[managed.Position]uint32)
 	s.mu.flights = make(map[uint32]*keyFlight)
+	s.updateDispatchRate(t.policies())
 	go s.run()
 	return s
 }
@@ -114,9 +118,16 @@ func (s *Subscription) run() {
 		if wantData {
 			data = dataWait
 		}
+		var due <-chan time.Time
+		s.mu.Lock()
+		if !s.mu.nextDue.IsZero() {
+			due = time.After(time.Until(s.mu.nextDue))
+		}
+		s.mu.Unlock()
 		select {
 		case <-s.wake:
 		case <-data:
+		case <-due:
 		case <-s.stop:
 			return
 		}
@@ -173,18 +184,32 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 		s.mu.Unlock()
 		return false, false
 	}
+	s.mu.nextDue = s.releaseDueLocked(time.Now())
 	permits := s.permitsLocked()
 	if permits <= 0 {
 		s.mu.Unlock()
 		return false, false
 	}
 	batch := int(min(permits, int64(s.t.b.opts.DispatchBatch)))
-	replay := append([]replayItem(nil), s.mu.replay[:min(len(s.mu.replay), batch)]...)
-	replayFull := len(s.mu.replay) >= maxReplay
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	go func() { // stopping interrupts a wait on the dispatch rate
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	batch, err := s.dispatchBudget(ctx, batch)
+	if err != nil {
+		return false, false
+	}
+	s.mu.Lock()
+	replay := append([]replayItem(nil), s.mu.replay[:min(len(s.mu.replay), batch)]...)
+	replayFull := len(s.mu.replay) >= maxReplay
+	s.mu.Unlock()
 	if len(replay) > 0 {
 		if s.dispatchReplay(ctx, replay) {
 			return true, false
@@ -215,6 +240,16 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 		item := replayItem{pos: e.Position}
 		if s.mu.subType == clientpb.SubscriptionType_KEY_SHARED {
 			item.key, item.hasKey = keyHash(md.Key()), true
+		}
+		if at := md.GetDeliverAtTime(); at > time.Now().UnixMilli() && s.supportsDelayLocked() {
+			s.delayLocked(item, at)
+			if due := time.UnixMilli(at); s.mu.nextDue.IsZero() || due.Before(s.mu.nextDue) {
+				s.mu.nextDue = due
+			}
+			progress = true // consumed from the cursor: keep reading
+			continue
+		}
+		if item.hasKey {
 			if s.mu.replayKeys[item.key] > 0 {
 				s.addReplayLocked(item) // earlier entries of this key wait: keep order
 				continue
@@ -299,6 +334,7 @@ func (s *Subscription) sendLocked(it replayItem, entry []byte, md *pulsarpb.Mess
 		f.count++
 	}
 	c.deliver(it.pos, entry, n, s.mu.redeliveries[it.pos])
+	s.charge(n, len(entry))
 	return true
 }
 
@@ -416,3 +452,8 @@ func (s *Subscription) ringLookupLocked(h uint32) *Consumer {
 	}
 	return s.mu.ring[i].c
 }
+
+const (
+	clientSharedType    = clientpb.SubscriptionType_SHARED
+	clientKeySharedType = clientpb.SubscriptionType_KEY_SHARED
+)

@@ -169,6 +169,11 @@ func testKeyShared(t *testing.T, cl *client.Client) {
 	byConsumer := map[int]map[int]bool{} // consumer -> keys it processed
 	run := func(id int, cs *client.Consumer, stop <-chan struct{}) {
 		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 			m, err := cs.Receive(rctx)
 			cancel()
@@ -204,12 +209,16 @@ func testKeyShared(t *testing.T, cl *client.Client) {
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	start := func(id int, cs *client.Consumer) {
+	start := func(id int, cs *client.Consumer, stop <-chan struct{}) *sync.WaitGroup {
+		var one sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); run(id, cs, stop) }()
+		one.Add(1)
+		go func() { defer wg.Done(); defer one.Done(); run(id, cs, stop) }()
+		return &one
 	}
 	c1 := sub()
-	start(1, c1)
+	stop1 := make(chan struct{})
+	c1done := start(1, c1, stop1)
 	p, err := cl.CreateProducer(ctx, "keyshared", client.WithBatching(10, 1<<20, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -228,11 +237,15 @@ func testKeyShared(t *testing.T, cl *client.Client) {
 	}
 	send(0, 30)
 	c2 := sub() // joins: some keys move to it
-	start(2, c2)
+	start(2, c2, stop)
 	send(30, 60)
-	c1.Close() // leaves: its keys (and unacknowledged messages) move
+	// c1 leaves: the application stops processing, then closes; its keys
+	// (and unacknowledged messages) move.
+	close(stop1)
+	c1done.Wait()
+	c1.Close()
 	c3 := sub()
-	start(3, c3)
+	start(3, c3, stop)
 	send(60, perKey)
 	testutil.WaitFor(t, time.Minute, func() error {
 		mu.Lock()

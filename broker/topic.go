@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ type Topic struct {
 	log       *slog.Logger
 	stats     *topicStats
 	rt        rateTracker
+	policy    *policyState
+	dedup     *dedup
 
 	mu struct {
 		sync.Mutex
@@ -127,6 +130,8 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 	t.mu.producers = make(map[string]*Producer)
 	t.mu.subs = make(map[string]*Subscription)
 	t.stats = newTopicStats()
+	t.policy = newPolicyState()
+	t.dedup = newDedup(t)
 	obs := b.metrics.observer(t)
 	t.stats.publishLatency.fn.Store(&obs)
 	e, qw, qa := b.opts.DefaultEnsembleSize, b.opts.DefaultWriteQuorum, b.opts.DefaultAckQuorum
@@ -149,8 +154,15 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 		return nil, fmt.Errorf("load topic %s: %w", name, err)
 	}
 	for _, c := range t.ml.Cursors() {
-		t.mu.subs[c.Name()] = newSubscription(t, c)
+		if !isSystemCursor(c.Name()) {
+			t.mu.subs[c.Name()] = newSubscription(t, c)
+		}
 	}
+	if err := t.dedup.sync(ctx); err != nil {
+		t.ml.Close(ctx)
+		return nil, fmt.Errorf("load topic %s: %w", name, err)
+	}
+	t.maintain(ctx) // rates and quotas from the start
 	t.log.Info("topic loaded", "subscriptions", len(t.mu.subs))
 	return t, nil
 }
@@ -269,3 +281,7 @@ func (t *Topic) checkUsable() error {
 	}
 	return nil
 }
+
+// isSystemCursor reports cursors the broker keeps for itself
+// (deduplication snapshots, replicators), not subscriptions.
+func isSystemCursor(name string) bool { return strings.HasPrefix(name, "pulsar.") }

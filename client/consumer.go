@@ -18,8 +18,11 @@ type Consumer struct {
 	topic string
 	sub   string
 	opts  consumerOptions
-	parts []*partitionConsumer
+	parts []*partitionConsumer // the topic's, then the retry topic's
+	main  int                  // how many of parts belong to the topic itself
 	queue *msgQueue
+
+	letters *letters // dead-letter and retry publishing, nil if off
 
 	chOnce sync.Once
 	ch     chan Message
@@ -39,24 +42,50 @@ func (c *Client) Subscribe(ctx context.Context, topic, subscription string, opts
 		return nil, err
 	}
 	cons := &Consumer{c: c, topic: topic, sub: subscription, opts: o, queue: newMsgQueue()}
-	names := []string{topic}
-	if n > 0 {
-		names = partitionNames(topic, n)
-	}
-	for i, name := range names {
-		part := int32(-1)
-		if n > 0 {
-			part = int32(i)
+	if o.dlq != nil || o.retry {
+		cons.letters = &letters{c: c, dlqTopic: topic + "-" + subscription + "-DLQ"}
+		if o.dlq != nil {
+			cons.letters.policy = *o.dlq
+			if o.dlq.Topic != "" {
+				cons.letters.dlqTopic = o.dlq.Topic
+			}
 		}
-		pc := newPartitionConsumer(c, name, part, cons.queue, partitionConsumerConfig{
-			sub: subscription, durable: true, opts: o,
-		})
-		if err := pc.waitReady(ctx); err != nil {
-			pc.close()
+		if o.retry {
+			cons.letters.retryTopic = o.retryTopic
+			if cons.letters.retryTopic == "" {
+				cons.letters.retryTopic = topic + "-" + subscription + "-RETRY"
+			}
+		}
+	}
+	add := func(topic string, n int) error {
+		names := []string{topic}
+		if n > 0 {
+			names = partitionNames(topic, n)
+		}
+		for i, name := range names {
+			part := int32(-1)
+			if n > 0 {
+				part = int32(i)
+			}
+			pc := newPartitionConsumer(c, name, part, cons.queue, partitionConsumerConfig{sub: subscription, durable: true, opts: o})
+			if err := pc.waitReady(ctx); err != nil {
+				pc.close()
+				return err
+			}
+			cons.parts = append(cons.parts, pc)
+		}
+		return nil
+	}
+	if err := add(topic, n); err != nil {
+		cons.Close()
+		return nil, err
+	}
+	cons.main = len(cons.parts)
+	if o.retry {
+		if err := add(cons.letters.retryTopic, 0); err != nil {
 			cons.Close()
 			return nil, err
 		}
-		cons.parts = append(cons.parts, pc)
 	}
 	return cons, nil
 }
@@ -67,16 +96,26 @@ func (cs *Consumer) Topic() string { return cs.topic }
 // Subscription returns the subscription name.
 func (cs *Consumer) Subscription() string { return cs.sub }
 
-// Receive waits for the next message.
+// Receive waits for the next message. With a dead-letter policy, a message
+// redelivered more than MaxRedeliveries times is published to the
+// dead-letter topic and acknowledged instead of being returned.
 func (cs *Consumer) Receive(ctx context.Context) (Message, error) {
 	for {
 		m, err := cs.queue.pop(ctx)
 		if err != nil {
 			return Message{}, err
 		}
-		if m.consumer.accept(m) {
-			return m, nil
+		if !m.consumer.accept(m) {
+			continue
 		}
+		if d := cs.opts.dlq; d != nil && int(m.RedeliveryCount) > d.MaxRedeliveries {
+			if err := cs.deadLetter(ctx, m); err != nil {
+				cs.c.log.Warn("dead letter failed; the message will be redelivered", "topic", m.Topic, "id", m.ID, "err", err)
+				cs.Nack(m)
+			}
+			continue
+		}
+		return m, nil
 	}
 }
 
@@ -101,17 +140,30 @@ func (cs *Consumer) Chan() <-chan Message {
 
 func (cs *Consumer) part(id MessageID) (*partitionConsumer, error) {
 	i := 0
-	if len(cs.parts) > 1 {
+	if cs.main > 1 {
 		i = int(id.Partition)
 	}
-	if i < 0 || i >= len(cs.parts) {
+	if i < 0 || i >= cs.main {
 		return nil, fmt.Errorf("%w: partition %d of %s", ErrInvalidMessageID, id.Partition, cs.topic)
 	}
 	return cs.parts[i], nil
 }
 
 // Ack acknowledges one message.
-func (cs *Consumer) Ack(m Message) error { return cs.AckID(m.ID) }
+func (cs *Consumer) Ack(m Message) error {
+	if m.consumer != nil {
+		return m.consumer.ack(m.ID, false)
+	}
+	return cs.AckID(m.ID)
+}
+
+// partOf returns the partition consumer a message came from.
+func (cs *Consumer) partOf(m Message) (*partitionConsumer, error) {
+	if m.consumer != nil {
+		return m.consumer, nil
+	}
+	return cs.part(m.ID)
+}
 
 // AckID acknowledges a message by id.
 func (cs *Consumer) AckID(id MessageID) error {
@@ -125,7 +177,7 @@ func (cs *Consumer) AckID(id MessageID) error {
 // AckCumulative acknowledges the message and everything before it on its
 // partition (not allowed on Shared and Key_Shared subscriptions).
 func (cs *Consumer) AckCumulative(m Message) error {
-	pc, err := cs.part(m.ID)
+	pc, err := cs.partOf(m)
 	if err != nil {
 		return err
 	}
@@ -134,7 +186,7 @@ func (cs *Consumer) AckCumulative(m Message) error {
 
 // AckWithResponse acknowledges a message and waits for the broker's answer.
 func (cs *Consumer) AckWithResponse(ctx context.Context, m Message) error {
-	pc, err := cs.part(m.ID)
+	pc, err := cs.partOf(m)
 	if err != nil {
 		return err
 	}
@@ -143,22 +195,22 @@ func (cs *Consumer) AckWithResponse(ctx context.Context, m Message) error {
 
 // Nack asks for the message to be redelivered after the nack delay.
 func (cs *Consumer) Nack(m Message) {
-	if pc, err := cs.part(m.ID); err == nil {
-		pc.nack(m.ID)
+	if pc, err := cs.partOf(m); err == nil {
+		pc.nack(m.ID, m.RedeliveryCount)
 	}
 }
 
 // Seek moves the subscription to a message id (of one partition): the
 // next message received is that one.
 func (cs *Consumer) Seek(ctx context.Context, id MessageID) error {
-	if len(cs.parts) > 1 && id.LedgerID >= 0 && id.LedgerID != LatestMessageID.LedgerID {
+	if cs.main > 1 && id.LedgerID >= 0 && id.LedgerID != LatestMessageID.LedgerID {
 		pc, err := cs.part(id)
 		if err != nil {
 			return err
 		}
 		return pc.seek(ctx, &clientpb.Seek{Target: &clientpb.Seek_MessageId{MessageId: id.pb()}})
 	}
-	for _, pc := range cs.parts {
+	for _, pc := range cs.parts[:cs.main] {
 		if err := pc.seek(ctx, &clientpb.Seek{Target: &clientpb.Seek_MessageId{MessageId: id.pb()}}); err != nil {
 			return err
 		}
@@ -169,7 +221,7 @@ func (cs *Consumer) Seek(ctx context.Context, id MessageID) error {
 // SeekByTime moves the subscription to the first message published at or
 // after t, on every partition.
 func (cs *Consumer) SeekByTime(ctx context.Context, t time.Time) error {
-	for _, pc := range cs.parts {
+	for _, pc := range cs.parts[:cs.main] {
 		if err := pc.seek(ctx, &clientpb.Seek{Target: &clientpb.Seek_PublishTime{PublishTime: t.UnixMilli()}}); err != nil {
 			return err
 		}
@@ -195,6 +247,9 @@ func (cs *Consumer) Close() error {
 		pc.close()
 	}
 	cs.queue.close(ErrClosed)
+	if cs.letters != nil {
+		cs.letters.close()
+	}
 	return nil
 }
 
@@ -606,10 +661,14 @@ func (pc *partitionConsumer) ackSync(ctx context.Context, id MessageID) error {
 	})
 }
 
-func (pc *partitionConsumer) nack(id MessageID) {
+func (pc *partitionConsumer) nack(id MessageID, redeliveries uint32) {
 	key := [2]int64{id.LedgerID, id.EntryID}
+	delay := pc.cfg.opts.nackDelay
+	if f := pc.cfg.opts.nackBackoff; f != nil {
+		delay = f(redeliveries)
+	}
 	pc.mu.Lock()
-	pc.mu.nacks[key] = time.Now().Add(pc.cfg.opts.nackDelay)
+	pc.mu.nacks[key] = time.Now().Add(delay)
 	delete(pc.mu.batches, key) // the whole entry comes again
 	delete(pc.mu.unacked, key)
 	pc.mu.Unlock()

@@ -199,7 +199,25 @@ type consumerOptions struct {
 	name              string
 	priority          int32
 	nackDelay         time.Duration
+	nackBackoff       func(redeliveries uint32) time.Duration
 	ackTimeout        time.Duration
+	dlq               *DLQPolicy
+	retry             bool
+	retryTopic        string
+}
+
+// DLQPolicy sends messages that keep failing to a dead-letter topic.
+type DLQPolicy struct {
+	// MaxRedeliveries: a message redelivered more often than this goes to
+	// the dead-letter topic instead of the application (so the application
+	// sees it at most MaxRedeliveries+1 times). With a retry topic it also
+	// bounds ReconsumeLater.
+	MaxRedeliveries int
+	// Topic of the dead letters; default "{topic}-{subscription}-DLQ".
+	Topic string
+	// InitialSubscription, when set, is created on the dead-letter topic
+	// before the first dead letter, so none is missed.
+	InitialSubscription string
 }
 
 func defaultConsumerOptions() consumerOptions {
@@ -235,6 +253,34 @@ func WithPriorityLevel(p int32) ConsumerOption { return func(o *consumerOptions)
 // waits before redelivery; default 1 min.
 func WithNackRedeliveryDelay(d time.Duration) ConsumerOption {
 	return func(o *consumerOptions) { o.nackDelay = d }
+}
+
+// WithNackBackoff makes the redelivery delay of a negatively acknowledged
+// message depend on how often it was redelivered (see ExponentialBackoff).
+func WithNackBackoff(f func(redeliveries uint32) time.Duration) ConsumerOption {
+	return func(o *consumerOptions) { o.nackBackoff = f }
+}
+
+// ExponentialBackoff returns lo*2^redeliveries, capped at hi.
+func ExponentialBackoff(lo, hi time.Duration) func(uint32) time.Duration {
+	return func(n uint32) time.Duration {
+		d := lo
+		for i := uint32(0); i < n && d < hi; i++ {
+			d *= 2
+		}
+		return min(d, hi)
+	}
+}
+
+// WithDLQ enables the dead-letter topic.
+func WithDLQ(p DLQPolicy) ConsumerOption { return func(o *consumerOptions) { o.dlq = &p } }
+
+// WithRetryTopic enables ReconsumeLater: the consumer also reads the retry
+// topic ("{topic}-{subscription}-RETRY" unless topic is set) with the same
+// subscription. Use it on Shared subscriptions (retries are delayed
+// messages).
+func WithRetryTopic(topic string) ConsumerOption {
+	return func(o *consumerOptions) { o.retry, o.retryTopic = true, topic }
 }
 
 // WithAckTimeout redelivers messages not acknowledged within d (0: off).

@@ -315,8 +315,10 @@ func (p *partitionProducer) connect() (clientpb.Broker_ProduceClient, error) {
 	}
 	if p.mu.name == "" {
 		p.mu.name = opened.ProducerName
-		p.mu.seq = max(p.mu.seq, opened.LastSequenceId+1)
 	}
+	// With deduplication the broker knows the last sequence id it stored
+	// for this producer name: continue after it.
+	p.mu.seq = max(p.mu.seq, opened.LastSequenceId+1)
 	for _, pe := range p.mu.pending {
 		if err := stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
 			SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(pe.msgs)), Entry: pe.entry}}}); err != nil {

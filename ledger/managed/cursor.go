@@ -523,3 +523,26 @@ func (ml *ManagedLedger) evictCache() {
 	}
 	ml.cache.evictBefore(slowest)
 }
+
+// Properties returns a copy of the cursor's persisted properties.
+func (c *Cursor) Properties() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.mu.props))
+	for k, v := range c.mu.props {
+		out[k] = v
+	}
+	return out
+}
+
+// SetProperties replaces the cursor's properties; they are persisted with
+// its position (state snapshots such as deduplication use them).
+func (c *Cursor) SetProperties(props map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.props = make(map[string]int64, len(props))
+	for k, v := range props {
+		c.mu.props[k] = v
+	}
+	c.mu.dirty = true
+}
