@@ -100,6 +100,8 @@ func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
 	f.DurationVar(&o.MaxLedgerRolloverTime, "max-ledger-rollover-time", 4*time.Hour, "roll a topic's ledger over after this long")
 	f.IntVar(&o.MaxMessageSize, "max-message-size", 5<<20, "largest message (entry) accepted, in bytes")
 	f.DurationVar(&o.RetentionCheckInterval, "retention-check-interval", 2*time.Minute, "how often consumed ledgers are trimmed")
+	f.DurationVar(&o.PolicyCheckInterval, "policy-check-interval", 10*time.Second, "how often message TTL, backlog quotas and rate limits are applied")
+	f.BoolVar(&o.DeduplicationEnabled, "broker-deduplication-enabled", false, "deduplicate producers' messages in namespaces that do not set it")
 }
 
 func newBrokerCmd() *cobra.Command {
