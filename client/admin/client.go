@@ -235,6 +235,10 @@ func (c *Client) send(ctx context.Context, method, target string, body []byte) (
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // it repeats the method and URL
+			}
 			return nil, fmt.Errorf("admin: %s %s: %w", method, req.URL.Redacted(), err)
 		}
 		switch resp.StatusCode {

@@ -111,20 +111,11 @@ func (x *adminCall) info(format string, args ...any) {
 	fmt.Fprintf(x.cmd.ErrOrStderr(), format+"\n", args...)
 }
 
-// topic parses the first argument as a topic name.
-func (x *adminCall) topic() (naming.Topic, error) {
-	t, err := naming.ParseTopic(x.args[0])
-	if err != nil {
-		return t, fmt.Errorf("topic %q: %w", x.args[0], err)
-	}
-	return t, nil
-}
+// topic parses the first argument as a topic name (the error names it).
+func (x *adminCall) topic() (naming.Topic, error) { return naming.ParseTopic(x.args[0]) }
 
-// namespace parses the first argument as "tenant/ns".
+// namespace parses the first argument as "tenant/ns" (the error names it).
 func (x *adminCall) namespace() (string, error) {
 	ns, err := naming.ParseNamespace(x.args[0])
-	if err != nil {
-		return "", fmt.Errorf("namespace %q: %w", x.args[0], err)
-	}
-	return ns.String(), nil
+	return ns.String(), err
 }
