@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -574,4 +575,82 @@ func testPartitioned(t *testing.T, c *admin.Client) {
 	equal(t, "partitioned topics after delete", list, []string{})
 	_, err = tp.Stats(ctx, topic+"-partition-1")
 	wantErr(t, "stats of a deleted partition", err, http.StatusNotFound, "")
+}
+
+// TestClientFollowsOwnerRedirects: with two brokers and authentication on,
+// requests sent to one broker about topics the other serves are redirected
+// (307) and followed with their method, body and token.
+func TestClientFollowsOwnerRedirects(t *testing.T) {
+	secret, err := auth.GenerateSecretKey()
+	check(t, "secret", err)
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorOptions{SecretKey: "data:;base64," + auth.EncodeSecretKey(secret)})
+	check(t, "authenticator", err)
+	tc := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 2, BrokerOptions: func(i int, o *broker.Options) {
+		o.Authentication, o.AuthorizationEnabled, o.SuperUserRoles = authn, true, []string{"admin"}
+	}})
+	tok, err := auth.CreateToken(secret, auth.TokenOptions{Subject: "admin"})
+	check(t, "token", err)
+	counter := &redirectCounter{}
+	c, err := admin.New(tc.Broker(0).B.HTTPURL(), admin.WithToken(tok), admin.WithHTTPClient(&http.Client{Transport: counter}))
+	check(t, "new", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// Find a topic served by broker 1.
+	other := tc.Broker(1).B.HTTPURL()
+	var topic string
+	for i := 0; i < 64 && topic == ""; i++ {
+		name := fmt.Sprintf("redirected-%d", i)
+		ld, err := c.Topics().Lookup(ctx, name)
+		check(t, "lookup", err)
+		if ld.HTTPURL == other {
+			topic = name
+		}
+	}
+	if topic == "" {
+		t.Fatal("no topic was assigned to broker 1")
+	}
+	tp := c.Topics()
+	check(t, "create", tp.Create(ctx, topic))
+	check(t, "create subscription", tp.CreateSubscription(ctx, topic, "s", admin.Earliest))
+	cl, err := client.New(tc.ServiceURL(), client.WithToken(tok))
+	check(t, "client", err)
+	defer cl.Close()
+	p, err := cl.CreateProducer(ctx, topic, client.WithoutBatching())
+	check(t, "producer", err)
+	var ids []client.MessageID
+	for i := 0; i < 4; i++ {
+		id, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("m")})
+		check(t, "send", err)
+		ids = append(ids, id)
+	}
+	p.Close()
+	st, err := tp.Stats(ctx, topic)
+	check(t, "stats", err)
+	equal(t, "backlog", st.Subscriptions["s"].MsgBacklog, int64(4))
+	check(t, "reset to id", tp.ResetCursorToMessageID(ctx, topic, "s", admin.MessageID{LedgerID: ids[3].LedgerID, EntryID: ids[3].EntryID, PartitionIndex: -1, BatchIndex: -1}))
+	st, err = tp.Stats(ctx, topic)
+	check(t, "stats", err)
+	equal(t, "backlog after reset", st.Subscriptions["s"].MsgBacklog, int64(1))
+	last, err := tp.Terminate(ctx, topic)
+	check(t, "terminate", err)
+	equal(t, "terminated at", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[3].LedgerID, ids[3].EntryID})
+	check(t, "delete", tp.Delete(ctx, topic, true))
+	_, err = tp.Stats(ctx, topic)
+	wantErr(t, "stats of the deleted topic", err, http.StatusNotFound, "")
+	t.Logf("%d redirects followed", counter.redirects.Load())
+	if n := counter.redirects.Load(); n < 6 {
+		t.Fatalf("%d redirects followed, want one per topic request", n)
+	}
+}
+
+// redirectCounter counts the redirect answers passing through it.
+type redirectCounter struct{ redirects atomic.Int64 }
+
+func (r *redirectCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
+		r.redirects.Add(1)
+	}
+	return resp, err
 }
