@@ -48,13 +48,12 @@ type Client struct {
 type Option func(*config)
 
 type config struct {
-	token          string
-	hc             *http.Client
-	tls            bool
-	caFile         string
-	certFile       string
-	keyFile        string
-	tlsConfigError error
+	token    string
+	hc       *http.Client
+	tls      bool
+	caFile   string
+	certFile string
+	keyFile  string
 }
 
 // WithToken authenticates every request with a JWT, sent as
