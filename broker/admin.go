@@ -457,12 +457,15 @@ func (b *Broker) listSubscriptions(ctx context.Context, w http.ResponseWriter, r
 	return nil
 }
 
-// messageIDBody is Pulsar's MessageId JSON.
+// messageIDBody is Pulsar's MessageId JSON (reset-cursor bodies may add
+// isExcluded and properties).
 type messageIDBody struct {
-	LedgerID       int64 `json:"ledgerId"`
-	EntryID        int64 `json:"entryId"`
-	PartitionIndex int32 `json:"partitionIndex"`
-	BatchIndex     int32 `json:"batchIndex,omitempty"`
+	LedgerID       int64             `json:"ledgerId"`
+	EntryID        int64             `json:"entryId"`
+	PartitionIndex int32             `json:"partitionIndex"`
+	BatchIndex     int32             `json:"batchIndex"`
+	IsExcluded     bool              `json:"isExcluded,omitempty"`
+	Properties     map[string]string `json:"properties,omitempty"`
 }
 
 func readMessageID(r *http.Request) (*messageIDBody, error) {
@@ -472,7 +475,7 @@ func readMessageID(r *http.Request) (*messageIDBody, error) {
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
-	var id messageIDBody
+	id := messageIDBody{BatchIndex: -1, PartitionIndex: -1}
 	if err := dec.Decode(&id); err != nil {
 		return nil, httpErr(http.StatusBadRequest, "malformed message id: %v", err)
 	}
@@ -720,7 +723,11 @@ func (b *Broker) resetCursorByID(ctx context.Context, w http.ResponseWriter, r *
 	if err != nil {
 		return err
 	}
-	s.reposition(managed.Position{LedgerID: id.LedgerID, EntryID: id.EntryID}, "cursor reset")
+	pos := managed.Position{LedgerID: id.LedgerID, EntryID: id.EntryID}
+	if id.IsExcluded {
+		pos.EntryID++ // start after the given message
+	}
+	s.reposition(pos, "cursor reset")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -731,7 +738,7 @@ func (b *Broker) lastMessageID(ctx context.Context, w http.ResponseWriter, r *ht
 		return err
 	}
 	lc := tp.ml.LastConfirmed()
-	writeJSON(w, http.StatusOK, messageIDBody{LedgerID: lc.LedgerID, EntryID: lc.EntryID, PartitionIndex: tp.partition})
+	writeJSON(w, http.StatusOK, messageIDBody{LedgerID: lc.LedgerID, EntryID: lc.EntryID, PartitionIndex: tp.partition, BatchIndex: -1})
 	return nil
 }
 
@@ -766,7 +773,7 @@ func (b *Broker) terminate(ctx context.Context, w http.ResponseWriter, r *http.R
 	for _, p := range producers {
 		p.kill(fmt.Errorf("%w: %s", managed.ErrTerminated, t))
 	}
-	writeJSON(w, http.StatusOK, messageIDBody{LedgerID: last.LedgerID, EntryID: last.EntryID, PartitionIndex: tp.partition})
+	writeJSON(w, http.StatusOK, messageIDBody{LedgerID: last.LedgerID, EntryID: last.EntryID, PartitionIndex: tp.partition, BatchIndex: -1})
 	return nil
 }
 
@@ -820,10 +827,7 @@ func (b *Broker) revokeTopicPermission(ctx context.Context, w http.ResponseWrite
 	role := r.PathValue("role")
 	_, err := b.cfg.UpdatePolicies(ctx, t.NamespaceName(), func(p *tenants.Policies) error {
 		roles := p.AuthPolicies.DestinationAuth[t.String()]
-		if _, ok := roles[role]; !ok {
-			return httpErr(http.StatusNotFound, "role %s has no permission on %s", role, t)
-		}
-		delete(roles, role)
+		delete(roles, role) // revoking nothing succeeds, as on namespaces
 		if len(roles) == 0 {
 			delete(p.AuthPolicies.DestinationAuth, t.String())
 		}

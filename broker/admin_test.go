@@ -124,6 +124,8 @@ func TestTopicAdminREST(t *testing.T) {
 		r.want("POST", base+"/subscription/sub1/skip/-1", "", 400)
 		r.want("POST", base+"/subscription/sub1/resetcursor", `{"ledgerId":"x"}`, 400)
 		r.want("POST", base+"/subscription/sub1/resetcursor", `{"ledgerId":1,"entryId":1,"bogus":1}`, 400)
+		r.want("POST", base+"/subscription/sub1/resetcursor", fmt.Sprintf(`{"ledgerId":%d,"entryId":2,"isExcluded":true}`, id.LedgerID), 204)
+		checkBacklog(7)
 		r.want("DELETE", base+"/subscription/sub1", "", 204)
 		r.want("PUT", base+"/unload", "", 204)
 		r.want("GET", base+"/stats", "", 200) // reloads on demand
@@ -169,6 +171,6 @@ func TestTopicAdminREST(t *testing.T) {
 	r.want("GET", "/admin/v2/persistent/public/default/admin-1/permissions", "", 200, `"app":["produce"]`)
 	r.want("POST", "/admin/v2/persistent/public/default/admin-1/permissions/app", `["fly"]`, 400)
 	r.want("DELETE", "/admin/v2/persistent/public/default/admin-1/permissions/app", "", 204)
-	r.want("DELETE", "/admin/v2/persistent/public/default/admin-1/permissions/app", "", 404)
+	r.want("GET", "/admin/v2/persistent/public/default/admin-1/permissions", "", 200, `{}`)
 	_ = context.Background
 }

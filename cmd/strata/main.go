@@ -21,8 +21,12 @@ func main() {
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintln(os.Stderr, "strata:", ee.msg)
+			}
 			os.Exit(ee.code)
 		}
+		fmt.Fprintln(os.Stderr, "strata:", err)
 		os.Exit(1)
 	}
 }
@@ -57,33 +61,12 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&global.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newBookieCmd(), newBrokerCmd(), newInitClusterCmd(), newStandaloneCmd(), newClientCmd(), newPerfCmd())
+	root.AddCommand(newBookieCmd(), newBrokerCmd(), newInitClusterCmd(), newStandaloneCmd(), newClientCmd(), newPerfCmd(),
+		newAdminCmd(), newTokensCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())
 	})
-	wrapErrors(root)
 	return root
-}
-
-// wrapErrors prints errors on stderr uniformly for every subcommand.
-func wrapErrors(cmd *cobra.Command) {
-	for _, c := range cmd.Commands() {
-		wrapErrors(c)
-	}
-	if cmd.RunE == nil {
-		return
-	}
-	run := cmd.RunE
-	cmd.RunE = func(c *cobra.Command, args []string) error {
-		err := run(c, args)
-		if err != nil {
-			var ee exitError
-			if !errors.As(err, &ee) || ee.msg != "" {
-				fmt.Fprintln(os.Stderr, "strata:", err)
-			}
-		}
-		return err
-	}
 }
 
 // bindEnv gives every flag not set on the command line the value of its
