@@ -571,7 +571,10 @@ func (ml *ManagedLedger) offloadLedger(ctx context.Context, id int64) (bool, err
 		return false, err
 	}
 	desc := offload.LedgerDescriptor{LedgerID: id, LastEntryID: li.Entries - 1, Length: li.Size, Metadata: meta}
-	if _, err := offload.WriteLedger(ctx, ml.opts.Offload.Store, bookieSource{r}, desc, dataKey, indexKey, ml.opts.Offload.Write); err != nil {
+	src := newBookieSource(r, desc.LastEntryID, ml.opts.Offload.Write.ReadBatch, li.Size/li.Entries)
+	_, err = offload.WriteLedger(ctx, ml.opts.Offload.Store, src, desc, dataKey, indexKey, ml.opts.Offload.Write)
+	src.wait()
+	if err != nil {
 		return false, fmt.Errorf("offload %s: %w", uuid, err)
 	}
 
@@ -808,19 +811,79 @@ func (ml *ManagedLedger) retryObjectDeletes(ctx context.Context) {
 	}
 }
 
-// bookieSource reads a closed ledger from bookies for WriteLedger.
-type bookieSource struct{ r *ledger.Reader }
+// bookieSource reads a closed ledger from bookies for WriteLedger, up to
+// depth batches ahead: while the writer frames and uploads a batch, the next
+// ones are on their way from the bookies (a bookie serves concurrent reads
+// faster than one at a time). Call wait before dropping it.
+type bookieSource struct {
+	r         *ledger.Reader
+	lastEntry int64
+	depth     int
+	ahead     []*sourceBatch // batches being read ahead, in order
+}
 
-func (s bookieSource) ReadEntries(ctx context.Context, first, last int64) ([]offload.Entry, error) {
-	es, err := s.r.Read(ctx, first, last)
+// sourceReadAhead bounds the bytes bookieSource reads ahead (by the
+// ledger's average entry size); at most maxSourceDepth batches.
+const (
+	sourceReadAhead = 8 << 20
+	maxSourceDepth  = 2
+)
+
+// newBookieSource returns a source for entries 0..lastEntry of r, reading
+// ahead by batches of batch entries of about avgEntry bytes.
+func newBookieSource(r *ledger.Reader, lastEntry int64, batch int, avgEntry int64) *bookieSource {
+	depth := int(min(int64(maxSourceDepth), sourceReadAhead/max(1, int64(batch)*avgEntry)))
+	return &bookieSource{r: r, lastEntry: lastEntry, depth: depth}
+}
+
+type sourceBatch struct {
+	first, last int64
+	done        chan struct{}
+	es          []ledger.Entry
+	err         error
+}
+
+func (s *bookieSource) ReadEntries(ctx context.Context, first, last int64) ([]offload.Entry, error) {
+	var es []ledger.Entry
+	var err error
+	if len(s.ahead) > 0 && s.ahead[0].first == first && s.ahead[0].last == last {
+		b := s.ahead[0]
+		s.ahead = s.ahead[1:]
+		<-b.done
+		es, err = b.es, b.err
+	} else {
+		s.wait()
+		es, err = s.r.Read(ctx, first, last)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read ledger %d entries %d..%d from bookies: %w", s.r.ID(), first, last, err)
+	}
+	n, next := last-first+1, last+1
+	if k := len(s.ahead); k > 0 {
+		next = s.ahead[k-1].last + 1
+	}
+	for len(s.ahead) < s.depth && next <= s.lastEntry {
+		b := &sourceBatch{first: next, last: min(next+n-1, s.lastEntry), done: make(chan struct{})}
+		s.ahead = append(s.ahead, b)
+		next = b.last + 1
+		go func() {
+			defer close(b.done)
+			b.es, b.err = s.r.Read(ctx, b.first, b.last)
+		}()
 	}
 	out := make([]offload.Entry, len(es))
 	for i, e := range es {
 		out[i] = offload.Entry{ID: e.ID, Payload: e.Payload}
 	}
 	return out, nil
+}
+
+// wait waits for the batches being read ahead and drops them.
+func (s *bookieSource) wait() {
+	for _, b := range s.ahead {
+		<-b.done
+	}
+	s.ahead = nil
 }
 
 // newUUID returns a random (version 4) UUID.
