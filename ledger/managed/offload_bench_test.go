@@ -185,6 +185,11 @@ func BenchmarkOffloadReplay(b *testing.B) {
 	const name = "bench/default/replay"
 	ml := ob.fill(b, name)
 	ctx := context.Background()
+	// Terminating closes the current ledger: every ledger is offloaded, and
+	// no writer is left to mind the bookie stopping below.
+	if _, err := ml.Terminate(ctx); err != nil {
+		b.Fatal(err)
+	}
 	res, err := ml.Offload(ctx, 0)
 	if err != nil {
 		b.Fatal(err)
