@@ -177,6 +177,14 @@ func openOffloaded(ctx context.Context, opts OffloadOptions, li LedgerInfo) (*of
 // readChunk bounds the buffers offloaded payloads are copied into.
 const readChunk = 256 << 10
 
+// canReadOffload reports whether the configured store holds offloads of
+// oc's driver. When it does not, reads go to the bookie copy while it
+// exists.
+func (ml *ManagedLedger) canReadOffload(oc *OffloadContext) bool {
+	d := ml.opts.Offload.Driver
+	return ml.offloadEnabled() && (oc.Driver == "" || d == "" || oc.Driver == d)
+}
+
 // readOffloaded reads entries first..last of the offloaded ledger li from
 // the object store. Payloads are copied out of the reader's recycled
 // buffers into a few shared chunks the caller owns.
@@ -184,9 +192,11 @@ func (ml *ManagedLedger) readOffloaded(ctx context.Context, li LedgerInfo, first
 	oc := li.Offload
 	switch {
 	case !ml.offloadEnabled():
-		return nil, fmt.Errorf("%w: no store to read the offload (driver %q) from", ErrOffloadDisabled, oc.Driver)
-	case oc.Driver != "" && ml.opts.Offload.Driver != "" && oc.Driver != ml.opts.Offload.Driver:
-		return nil, fmt.Errorf("%w: offloaded with driver %q, the configured store is %q", ErrOffloadDisabled, oc.Driver, ml.opts.Offload.Driver)
+		return nil, fmt.Errorf("%w: its bookie copy is deleted and no store is configured to read the offload (driver %q) from",
+			ErrOffloadDisabled, oc.Driver)
+	case !ml.canReadOffload(oc):
+		return nil, fmt.Errorf("%w: its bookie copy is deleted and it was offloaded with driver %q, the configured store is %q",
+			ErrOffloadDisabled, oc.Driver, ml.opts.Offload.Driver)
 	}
 	cr, err := ml.off.readers.acquire(ctx, ml, li)
 	if err != nil {

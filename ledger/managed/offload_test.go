@@ -811,7 +811,87 @@ func TestOffloadRetentionDeletesObjects(t *testing.T) {
 		if st := ml.Stats(); st.OffloadedSize != 0 || st.Offload.OpenReaders != 0 || st.Entries != 50 {
 			t.Fatalf("stats after trim: %d entries, offloaded %d, %+v", st.Entries, st.OffloadedSize, st.Offload)
 		}
+
+		// Deleting the log deletes the objects of its offloaded ledgers.
+		ret.Store(false)
+		appendAll(t, ml, 350, 100)
+		waitClosedLedgers(t, ml, 1)
+		if res, err := ml.Offload(ctx, 0); err != nil || len(res.Ledgers) != 1 {
+			t.Fatalf("offload: %+v %v", res, err)
+		}
+		if n := len(e.objects(t, name)); n != 2 {
+			t.Fatalf("%d objects after offloading 1 ledger", n)
+		}
+		if err := ml.Delete(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if keys := e.objects(t, name); len(keys) != 0 {
+			t.Fatalf("objects of a deleted log left: %v", keys)
+		}
 	})
+}
+
+// TestOffloadedLedgerWithoutStore reopens a log with offloaded ledgers
+// without an offload store, and with a store of another driver: a ledger
+// whose bookie copy remains reads from the bookies, one whose copy is gone
+// fails with ErrOffloadDisabled.
+func TestOffloadedLedgerWithoutStore(t *testing.T) {
+	store, err := offload.NewFSStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newOffloadEnv(t, 1, "filesystem", store, nil)
+	const name = "public/default/offload-nostore"
+	ml := e.open(t, name)
+	ctx := ctxT(t, time.Minute)
+	pos := appendAll(t, ml, 0, 250)
+	waitClosedLedgers(t, ml, 2)
+	var keep int64 // the second ledger and the current one
+	for i := 100; i < 250; i++ {
+		keep += int64(len(data(i, int64(1000+i))))
+	}
+	// The first ledger goes with deletion lag 0, the second with -1.
+	if res, err := ml.Offload(ctx, keep); err != nil || len(res.Ledgers) != 1 {
+		t.Fatalf("offload: %+v %v", res, err)
+	}
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if _, err := e.opts.Ledgers.Metadata(ctx, pos[0].LedgerID); !errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("bookie copy of %d still there", pos[0].LedgerID)
+		}
+		return nil
+	})
+	e.policy.set(managed.OffloadPolicy{ThresholdBytes: -1, ThresholdSeconds: -1, DeletionLag: -1})
+	if res, err := ml.Offload(ctx, 0); err != nil || len(res.Ledgers) != 1 {
+		t.Fatalf("offload: %+v %v", res, err)
+	}
+	if err := ml.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		offload managed.OffloadOptions
+	}{
+		{"no store", managed.OffloadOptions{}},
+		{"another driver", managed.OffloadOptions{Store: store, KeyPrefix: offloadPrefix, Driver: "s3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := e.opts
+			opts.Offload = tc.offload
+			ml, err := managed.Open(ctx, name, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ml.Close(context.Background())
+			es, _, err := ml.Read(ctx, pos[100], 100, 1<<20)
+			if err != nil {
+				t.Fatalf("read of the offloaded ledger still on bookies: %v", err)
+			}
+			checkReplay(t, es, pos, 100, 100)
+			if es, _, err := ml.Read(ctx, pos[0], 100, 1<<20); !errors.Is(err, managed.ErrOffloadDisabled) || len(es) != 0 {
+				t.Fatalf("read of the ledger only in the store: %d entries, %v; want ErrOffloadDisabled", len(es), err)
+			}
+		})
+	}
 }
 
 // failingStore fails every Put while failing is set.

@@ -161,7 +161,7 @@ func (ml *ManagedLedger) Read(ctx context.Context, from Position, maxEntries int
 // readLedger reads entries first..last of one ledger from bookies or, for
 // offloaded ledgers, the object store (see readOffloaded).
 func (ml *ManagedLedger) readLedger(ctx context.Context, li LedgerInfo, w *ledger.Writer, first, last int64) ([]Entry, error) {
-	if w == nil && offloaded(li) && (ml.offloadEnabled() || li.Offload.BookieDeleted) {
+	if w == nil && offloaded(li) && (ml.canReadOffload(li.Offload) || li.Offload.BookieDeleted) {
 		out, err := ml.readOffloaded(ctx, li, first, last)
 		if err != nil {
 			return nil, fmt.Errorf("managed ledger %s: read offloaded ledger %d: %w", ml.name, li.LedgerID, err)
