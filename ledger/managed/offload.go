@@ -92,6 +92,7 @@ type offloader struct {
 		sync.Mutex
 		queue   []*offloadReq // manual requests, served in order
 		manual  int           // manual requests queued or running
+		stopped bool          // offloadLoop ended: no more requests
 		state   OffloadState
 		lastErr string
 		backoff time.Duration // of automatic runs after a failure; 0 after a success
@@ -184,6 +185,10 @@ func (ml *ManagedLedger) queueOffload(ctx context.Context, keepBytes int64) (*of
 	}
 	req := &offloadReq{ctx: ctx, keepBytes: keepBytes, done: make(chan offloadOutcome, 1)}
 	ml.off.mu.Lock()
+	if ml.off.mu.stopped {
+		ml.off.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrClosed, ml.name)
+	}
 	if ml.off.mu.manual > 0 {
 		ml.off.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrOffloadInProgress, ml.name)
@@ -311,6 +316,12 @@ func (ml *ManagedLedger) offloadLoop() {
 		case <-timer.C:
 		case <-ml.off.kick:
 		}
+		select {
+		case <-ml.stop: // also ready: stop first
+			ml.failQueuedOffloads()
+			return
+		default:
+		}
 		ml.serveManualOffloads(ctx)
 		ml.offloadCheck(ctx)
 		timer.Reset(ml.nextOffloadCheck())
@@ -358,6 +369,7 @@ func (ml *ManagedLedger) serveManualOffloads(ctx context.Context) {
 // failQueuedOffloads fails manual requests left when the log closes.
 func (ml *ManagedLedger) failQueuedOffloads() {
 	ml.off.mu.Lock()
+	ml.off.mu.stopped = true
 	queue := ml.off.mu.queue
 	ml.off.mu.queue = nil
 	ml.off.mu.manual -= len(queue)
