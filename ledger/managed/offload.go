@@ -113,9 +113,10 @@ type offloader struct {
 
 // offloadReq is a manual offload request; done (buffered) gets the outcome.
 type offloadReq struct {
-	ctx       context.Context
-	keepBytes int64
-	done      chan offloadOutcome
+	ctx context.Context
+	// pick returns the ledgers to offload, when the request is served.
+	pick func() []LedgerInfo
+	done chan offloadOutcome
 }
 
 type offloadOutcome struct {
@@ -151,7 +152,59 @@ func (ml *ManagedLedger) kickOffload() {
 // Cancelling ctx stops the run; a ledger being uploaded then stays not
 // offloaded.
 func (ml *ManagedLedger) Offload(ctx context.Context, keepBytes int64) (OffloadResult, error) {
-	req, err := ml.queueOffload(ctx, keepBytes)
+	pick, err := ml.keepPicker(keepBytes)
+	if err != nil {
+		return OffloadResult{}, err
+	}
+	return ml.offloadAndWait(ctx, pick)
+}
+
+// TriggerOffload starts what Offload does in the background and returns at
+// once; OffloadStatus says RUNNING until the run ends.
+func (ml *ManagedLedger) TriggerOffload(keepBytes int64) error {
+	pick, err := ml.keepPicker(keepBytes)
+	if err != nil {
+		return err
+	}
+	_, err = ml.queueOffload(context.Background(), pick)
+	return err
+}
+
+// OffloadPrefix offloads every closed ledger before the one holding before
+// (Pulsar's offloadPrefix: the admin PUT .../offload with a message id) and
+// waits; otherwise as Offload.
+func (ml *ManagedLedger) OffloadPrefix(ctx context.Context, before Position) (OffloadResult, error) {
+	return ml.offloadAndWait(ctx, ml.prefixPicker(before))
+}
+
+// TriggerOffloadPrefix starts what OffloadPrefix does in the background and
+// returns at once.
+func (ml *ManagedLedger) TriggerOffloadPrefix(before Position) error {
+	_, err := ml.queueOffload(context.Background(), ml.prefixPicker(before))
+	return err
+}
+
+func (ml *ManagedLedger) keepPicker(keepBytes int64) (func() []LedgerInfo, error) {
+	if keepBytes < 0 {
+		return nil, fmt.Errorf("managed ledger %s: offload: keepBytes %d must be >= 0", ml.name, keepBytes)
+	}
+	return func() []LedgerInfo { return ml.offloadCandidatesNow(keepBytes, -1) }, nil
+}
+
+func (ml *ManagedLedger) prefixPicker(before Position) func() []LedgerInfo {
+	return func() []LedgerInfo {
+		var out []LedgerInfo
+		for _, li := range ml.offloadCandidatesNow(-1, 0) { // every closed ledger
+			if li.LedgerID < before.LedgerID {
+				out = append(out, li)
+			}
+		}
+		return out
+	}
+}
+
+func (ml *ManagedLedger) offloadAndWait(ctx context.Context, pick func() []LedgerInfo) (OffloadResult, error) {
+	req, err := ml.queueOffload(ctx, pick)
 	if err != nil {
 		return OffloadResult{}, err
 	}
@@ -163,19 +216,9 @@ func (ml *ManagedLedger) Offload(ctx context.Context, keepBytes int64) (OffloadR
 	}
 }
 
-// TriggerOffload starts what Offload does in the background and returns at
-// once; OffloadStatus says RUNNING until the run ends.
-func (ml *ManagedLedger) TriggerOffload(keepBytes int64) error {
-	_, err := ml.queueOffload(context.Background(), keepBytes)
-	return err
-}
-
-func (ml *ManagedLedger) queueOffload(ctx context.Context, keepBytes int64) (*offloadReq, error) {
+func (ml *ManagedLedger) queueOffload(ctx context.Context, pick func() []LedgerInfo) (*offloadReq, error) {
 	if !ml.offloadEnabled() {
 		return nil, fmt.Errorf("%w: %s", ErrOffloadDisabled, ml.name)
-	}
-	if keepBytes < 0 {
-		return nil, fmt.Errorf("managed ledger %s: offload: keepBytes %d must be >= 0", ml.name, keepBytes)
 	}
 	ml.mu.Lock()
 	err := ml.usableLocked()
@@ -183,7 +226,7 @@ func (ml *ManagedLedger) queueOffload(ctx context.Context, keepBytes int64) (*of
 	if err != nil {
 		return nil, err
 	}
-	req := &offloadReq{ctx: ctx, keepBytes: keepBytes, done: make(chan offloadOutcome, 1)}
+	req := &offloadReq{ctx: ctx, pick: pick, done: make(chan offloadOutcome, 1)}
 	ml.off.mu.Lock()
 	if ml.off.mu.stopped {
 		ml.off.mu.Unlock()
@@ -344,7 +387,7 @@ func (ml *ManagedLedger) serveManualOffloads(ctx context.Context) {
 		stop := context.AfterFunc(ctx, rcancel) // closing cancels it too
 		var out offloadOutcome
 		if out.err = ml.cleanupIncomplete(rctx); out.err == nil {
-			todo := ml.offloadCandidatesNow(req.keepBytes, -1)
+			todo := req.pick()
 			out.res, out.err = ml.offloadRun(rctx, func() []LedgerInfo {
 				for len(todo) > 0 && ml.isOffloaded(todo[0].LedgerID) {
 					todo = todo[1:]

@@ -964,10 +964,15 @@ func TestOffloadStatusAndCounters(t *testing.T) {
 	if err != nil || !slices.Equal(res.Ledgers, []int64{pos[0].LedgerID}) || res.Entries != 100 || res.FirstUnoffloaded != pos[100] {
 		t.Fatalf("offload keeping 2 ledgers: %+v, %v", res, err)
 	}
-	// Keep the current ledger.
-	res, err = ml.Offload(ctx, size(200, 250))
+	// Up to a position: only ledgers before its ledger (here none left).
+	res, err = ml.OffloadPrefix(ctx, pos[150])
+	if err != nil || len(res.Ledgers) != 0 || res.FirstUnoffloaded != pos[100] {
+		t.Fatalf("offload before %v: %+v, %v", pos[150], res, err)
+	}
+	// Up to the current ledger's first entry: the second ledger goes.
+	res, err = ml.OffloadPrefix(ctx, pos[200])
 	if err != nil || !slices.Equal(res.Ledgers, []int64{pos[100].LedgerID}) || res.Bytes != size(100, 200) || res.FirstUnoffloaded != pos[200] {
-		t.Fatalf("offload keeping the current ledger: %+v, %v", res, err)
+		t.Fatalf("offload before %v: %+v, %v", pos[200], res, err)
 	}
 	bytes200 := size(0, 200)
 	s := ml.Stats().Offload
@@ -980,6 +985,9 @@ func TestOffloadStatusAndCounters(t *testing.T) {
 	// Nothing left to offload: still a successful run.
 	if res, err := ml.Offload(ctx, 0); err != nil || len(res.Ledgers) != 0 {
 		t.Fatalf("offload with nothing to do: %+v %v", res, err)
+	}
+	if _, err := ml.Offload(ctx, -1); err == nil {
+		t.Fatal("offload with keepBytes -1 accepted")
 	}
 
 	// Reading opens a reader; unused, it is closed.
