@@ -190,3 +190,32 @@ func TestClusterBrokerStoppedGracefully(t *testing.T) {
 		c.StopBroker(c.BrokerIndex(addr))
 	})
 }
+
+// TestConsumerResumesAfterBookieOutage: a subscription reading a backlog
+// while its only bookie is down receives every message once the bookie is
+// back, although no new message arrives to wake its dispatcher.
+func TestConsumerResumesAfterBookieOutage(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1, BrokerOptions: func(i int, o *broker.Options) {
+		o.TopicCacheBytes = 1 // every read goes to the bookie
+	}})
+	cl := newClient(t, c)
+	ctx := ctxT(t, 2*time.Minute)
+	const n = 500
+	p, err := cl.CreateProducer(ctx, "outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceN(t, p, 0, n)
+	c.StopBookie(0)
+	cons, err := cl.Subscribe(ctx, "outage", "s", client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // reads fail meanwhile
+	c.RestartBookie(0)
+	for i, m := range recvN(t, cons, n, true) {
+		if want := fmt.Sprintf("msg-%06d", i); string(m.Payload) != want {
+			t.Fatalf("message %d: %q, want %q", i, m.Payload, want)
+		}
+	}
+}

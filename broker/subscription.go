@@ -57,9 +57,13 @@ type Subscription struct {
 		flights      map[uint32]*keyFlight
 		delayed      delayIndex
 		nextDue      time.Time // when the earliest delayed entry is due
-		ring         []ringPoint
-		rr           int
-		closed       bool
+		// readRetry is when a read that failed (bookies unreachable) is
+		// tried again; readBackoff the wait before that, doubled per failure.
+		readRetry   time.Time
+		readBackoff time.Duration
+		ring        []ringPoint
+		rr          int
+		closed      bool
 	}
 }
 
@@ -106,6 +110,13 @@ func (s *Subscription) signal() {
 }
 
 // run is the dispatch loop.
+// A failed read is retried after minReadRetry, doubling per failure up to
+// maxReadRetry, even when nothing else wakes the dispatcher.
+const (
+	minReadRetry = 100 * time.Millisecond
+	maxReadRetry = 5 * time.Second
+)
+
 func (s *Subscription) run() {
 	defer close(s.done)
 	for {
@@ -120,8 +131,12 @@ func (s *Subscription) run() {
 		}
 		var due <-chan time.Time
 		s.mu.Lock()
-		if !s.mu.nextDue.IsZero() {
-			due = time.After(time.Until(s.mu.nextDue))
+		at := s.mu.nextDue
+		if r := s.mu.readRetry; !r.IsZero() && (at.IsZero() || r.Before(at)) {
+			at = r
+		}
+		if !at.IsZero() {
+			due = time.After(time.Until(at))
 		}
 		s.mu.Unlock()
 		select {
@@ -221,11 +236,17 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 	entries, err := s.cursor.Read(ctx, batch, 8<<20)
 	if err != nil {
 		if !errors.Is(err, managed.ErrClosed) {
-			s.log.Warn("read failed", "err", err)
-			time.Sleep(100 * time.Millisecond)
+			s.mu.Lock()
+			s.mu.readBackoff = min(max(2*s.mu.readBackoff, minReadRetry), maxReadRetry)
+			s.mu.readRetry = time.Now().Add(s.mu.readBackoff)
+			s.log.Warn("read failed; retrying", "err", err, "in", s.mu.readBackoff)
+			s.mu.Unlock()
 		}
 		return false, false
 	}
+	s.mu.Lock()
+	s.mu.readRetry, s.mu.readBackoff = time.Time{}, 0
+	s.mu.Unlock()
 	if len(entries) == 0 {
 		return false, true
 	}

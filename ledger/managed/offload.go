@@ -495,11 +495,13 @@ func (ml *ManagedLedger) offloadCandidatesNow(keepBytes, maxAgeMs int64) []Ledge
 	}
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
-	cur := int64(-1)
+	// Between a rollover and the next ledger's creation there is no current
+	// ledger, and cur still describes the closed one: it must not count twice.
+	cur, curSize := int64(-1), int64(0)
 	if ml.mu.writer != nil {
-		cur = ml.mu.cur.id
+		cur, curSize = ml.mu.cur.id, ml.mu.cur.size
 	}
-	return offloadCandidates(ml.mu.info.Ledgers, cur, ml.mu.cur.size, keepBytes, maxAgeMs, ml.opts.Clock().UnixMilli())
+	return offloadCandidates(ml.mu.info.Ledgers, cur, curSize, keepBytes, maxAgeMs, ml.opts.Clock().UnixMilli())
 }
 
 // offloadRun offloads ledgers one at a time, oldest first, and stops at the

@@ -53,15 +53,15 @@ func (ml *ManagedLedger) trim(ctx context.Context) (TrimResult, []LedgerInfo, er
 	now := ml.opts.Clock().UnixMilli()
 	ml.mu.Lock()
 	ledgers := slices.Clone(ml.mu.info.Ledgers)
-	cur := int64(-1)
-	if ml.mu.writer != nil {
-		cur = ml.mu.cur.id
-	}
 	var total int64
 	for _, li := range ledgers {
 		total += li.Size
 	}
-	total += ml.mu.cur.size
+	cur := int64(-1)
+	if ml.mu.writer != nil { // else cur still describes the last closed ledger
+		cur = ml.mu.cur.id
+		total += ml.mu.cur.size
+	}
 	ml.mu.Unlock()
 
 	var res TrimResult
