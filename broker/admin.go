@@ -102,6 +102,8 @@ func (b *Broker) adminMux() http.Handler {
 	mux.HandleFunc("GET "+tp+"/lastMessageId", b.topicRoute(b.lastMessageID, true))
 	mux.HandleFunc("PUT "+tp+"/unload", b.topicRoute(b.unloadTopic, true))
 	mux.HandleFunc("POST "+tp+"/terminate", b.topicRoute(b.terminate, true))
+	mux.HandleFunc("PUT "+tp+"/offload", b.topicRoute(b.offloadTopic, true))
+	mux.HandleFunc("GET "+tp+"/offload", b.topicRoute(b.offloadStatus, true))
 	mux.HandleFunc("GET "+tp+"/permissions", b.topicRoute(b.topicPermissions, false))
 	mux.HandleFunc("POST "+tp+"/permissions/{role}", b.topicRoute(b.grantTopicPermission, false))
 	mux.HandleFunc("DELETE "+tp+"/permissions/{role}", b.topicRoute(b.revokeTopicPermission, false))

@@ -73,7 +73,11 @@ type topicLoad struct {
 	err  error
 }
 
-// New validates options and binds the listeners. Call Start to serve.
+// offloadCheckTimeout bounds the start-up check of the offload store.
+const offloadCheckTimeout = 30 * time.Second
+
+// New validates options, checks the offload store and binds the listeners.
+// Call Start to serve.
 func New(opts Options) (*Broker, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
@@ -81,6 +85,14 @@ func New(opts Options) (*Broker, error) {
 	}
 	b := &Broker{opts: opts, log: opts.Logger, md: opts.Metadata}
 	var err error
+	if opts.Offload.Store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), offloadCheckTimeout)
+		err = opts.Offload.Store.Check(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("broker: offload store (%s driver) unusable: %w", opts.Offload.Driver, err)
+		}
+	}
 	if b.grpcLis, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("broker: listen %s: %w", opts.GRPCAddr, err)
 	}

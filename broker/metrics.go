@@ -42,6 +42,11 @@ var (
 	descSubBacklog  = desc("pulsar_subscription_back_log", "Unacknowledged entries of a subscription.", "subscription")
 	descStorage     = desc("pulsar_storage_size", "Bytes stored for the topic (bookies and tiered storage).")
 	descOffloaded   = desc("pulsar_storage_offloaded_size", "Bytes of the topic offloaded to tiered storage.")
+	descBookieSize  = desc("strata_storage_bookie_size", "Bytes of the topic stored on bookies (offloaded ledgers count until their bookie copy is deleted).")
+	descOffBytes    = desc("strata_offload_bytes_total", "Bytes offloaded to tiered storage since the topic was loaded on this broker.")
+	descOffLedgers  = desc("strata_offload_ledgers_total", "Ledgers offloaded to tiered storage since the topic was loaded on this broker.")
+	descOffErrors   = desc("strata_offload_errors_total", "Failed ledger offloads since the topic was loaded on this broker.")
+	descOffLast     = desc("strata_offload_last_duration_seconds", "How long the last ledger offload of the topic took.")
 	descProducers   = desc("pulsar_producers_count", "Connected producers.")
 	descConsumers   = desc("pulsar_consumers_count", "Connected consumers.")
 	descSubs        = desc("pulsar_subscriptions_count", "Subscriptions.")
@@ -99,6 +104,13 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		st := t.ml.Stats()
 		gauge(descStorage, float64(st.Size))
 		gauge(descOffloaded, float64(st.OffloadedSize))
+		if m.b.opts.Offload.Store != nil {
+			gauge(descBookieSize, float64(st.Offload.BookieSize))
+			counter(descOffBytes, st.Offload.OffloadedBytesTotal)
+			counter(descOffLedgers, st.Offload.OffloadedLedgersTotal)
+			counter(descOffErrors, st.Offload.ErrorsTotal)
+			gauge(descOffLast, st.Offload.LastDuration.Seconds())
+		}
 		var backlog int64
 		for _, cs := range st.Cursors {
 			backlog += cs.Backlog

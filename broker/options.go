@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/ledger"
+	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/offload"
 	"github.com/strata-mq/strata/tenants/auth"
 )
 
@@ -68,6 +70,9 @@ type Options struct {
 	// DeduplicationSnapshotInterval: the deduplication state is
 	// snapshotted every this many entries; default 1000.
 	DeduplicationSnapshotInterval int
+
+	// Offload configures tiered storage; disabled while Offload.Store is nil.
+	Offload OffloadOptions
 
 	// Authentication, when set, requires a valid JWT on every gRPC call
 	// and HTTP request except /healthz, /readyz and /metrics.
@@ -142,6 +147,35 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Offload.Policy == nil {
+		p := managed.DefaultOffloadPolicy()
+		o.Offload.Policy = &p
+	}
+}
+
+// OffloadOptions configures tiered storage for every topic of the broker.
+type OffloadOptions struct {
+	// Store receives offloaded ledgers; nil disables offloading. The broker
+	// checks it at start-up (creating a missing S3 bucket unless the
+	// driver forbids it) and refuses to start when it is unusable.
+	Store offload.BlobStore
+	// Driver names the store ("s3", "filesystem"); recorded with each
+	// offloaded ledger.
+	Driver string
+	// KeyPrefix is prepended to every object key; objects of a topic are
+	// under {KeyPrefix}/{tenant}/{namespace}/{topic}/.
+	KeyPrefix string
+	// Write and Read tune uploads (block size) and replay (read-ahead).
+	Write offload.WriteOptions
+	Read  offload.ReaderOptions
+	// Policy applies to namespaces without offload policies; default
+	// Pulsar's (no automatic offload, deletion lag 4 h). A namespace's
+	// offload_threshold, offload_threshold_in_seconds and
+	// offload_deletion_lag_ms override its fields one by one.
+	Policy *managed.OffloadPolicy
+	// CheckInterval is how often each topic checks its offload policy
+	// (it also checks at every ledger rollover); default 1 min.
+	CheckInterval time.Duration
 }
 
 // Validate reports the first invalid option.
@@ -153,6 +187,8 @@ func (o *Options) Validate() error {
 		return errors.New("broker: Metadata store is required")
 	case o.DefaultAckQuorum > o.DefaultWriteQuorum || o.DefaultWriteQuorum > o.DefaultEnsembleSize:
 		return errors.New("broker: default quorums must satisfy ensemble >= write quorum >= ack quorum")
+	case o.Offload.Store != nil && o.Offload.Driver == "":
+		return errors.New("broker: Offload.Driver is required with an offload store")
 	case o.AuthorizationEnabled && o.Authentication == nil:
 		return errors.New("broker: authorization needs authentication (a token key)")
 	}

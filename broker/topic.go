@@ -148,6 +148,7 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 		CacheMaxBytes:         b.opts.TopicCacheBytes,
 		CursorPersistInterval: b.opts.CursorPersistInterval,
 		PublishTime:           publishTime,
+		Offload:               b.offloadOptions(ns),
 		Logger:                t.log,
 	})
 	if err != nil {
@@ -182,6 +183,41 @@ func (b *Broker) retention(ns naming.Namespace) managed.Retention {
 		ret.Size = -1
 	}
 	return ret
+}
+
+// offloadOptions returns the managed-ledger offload options of a topic in
+// namespace ns; the policy is read from the namespace at every check.
+func (b *Broker) offloadOptions(ns naming.Namespace) managed.OffloadOptions {
+	o := b.opts.Offload
+	if o.Store == nil {
+		return managed.OffloadOptions{}
+	}
+	return managed.OffloadOptions{
+		Store: o.Store, Driver: o.Driver, KeyPrefix: o.KeyPrefix,
+		Write: o.Write, Read: o.Read,
+		CheckInterval: o.CheckInterval,
+		Policy:        func() managed.OffloadPolicy { return b.offloadPolicy(ns) },
+	}
+}
+
+// offloadPolicy returns a namespace's offload policy: the broker default
+// with each field the namespace sets replaced.
+func (b *Broker) offloadPolicy(ns naming.Namespace) managed.OffloadPolicy {
+	pol := *b.opts.Offload.Policy
+	p, err := b.policies(ns)
+	if err != nil {
+		return pol
+	}
+	if p.OffloadThreshold != nil {
+		pol.ThresholdBytes = *p.OffloadThreshold
+	}
+	if p.OffloadThresholdInSeconds != nil {
+		pol.ThresholdSeconds = *p.OffloadThresholdInSeconds
+	}
+	if p.OffloadDeletionLagMs != nil {
+		pol.DeletionLag = time.Duration(*p.OffloadDeletionLagMs) * time.Millisecond
+	}
+	return pol
 }
 
 // publishTime reads an entry's publish time for seek by time.

@@ -108,6 +108,7 @@ func newBrokerCmd() *cobra.Command {
 	var (
 		o          broker.Options
 		sec        securityFlags
+		off        offloadFlags
 		endpoints  string
 		cfgStore   string
 		root       string
@@ -127,6 +128,9 @@ Before serving it waits until the cluster is initialized (strata init-cluster).`
 				return errors.New("--cluster is required")
 			}
 			if err := sec.apply(&o); err != nil {
+				return err
+			}
+			if err := off.apply(&o); err != nil {
 				return err
 			}
 			local, err := openStoreWaiting(ctx, endpoints, root, waitForEtd)
@@ -163,6 +167,7 @@ Before serving it waits until the cluster is initialized (strata init-cluster).`
 	f.DurationVar(&waitForEtd, "etcd-wait", 5*time.Minute, "how long to wait for etcd at start-up")
 	brokerFlags(f, &o)
 	sec.register(f)
+	off.register(f, "", "")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ func newStandaloneCmd() *cobra.Command {
 		o   standalone.Options
 		b   broker.Options
 		sec securityFlags
+		off offloadFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "standalone",
@@ -28,6 +30,12 @@ so extra bookies and brokers can join), one bookie and one broker, with tenant
 			defer cancel()
 			start := time.Now()
 			if err := sec.apply(&b); err != nil {
+				return err
+			}
+			if off.driver == "filesystem" && off.fsDir == "" {
+				off.fsDir = filepath.Join(o.DataDir, "offload")
+			}
+			if err := off.apply(&b); err != nil {
 				return err
 			}
 			o.Broker = b
@@ -48,11 +56,12 @@ so extra bookies and brokers can join), one bookie and one broker, with tenant
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataDir, "data-dir", "data/standalone", "data directory (etcd, bookie)")
+	f.StringVar(&o.DataDir, "data-dir", "data/standalone", "data directory (etcd, bookie, and offloaded ledgers unless --offload-fs-dir is given)")
 	f.StringVar(&o.EtcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "embedded etcd client listen address")
 	f.StringVar(&o.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "embedded etcd peer listen address")
 	f.StringVar(&o.BookieAddr, "bookie-addr", "127.0.0.1:3181", "bookie gRPC listen address")
 	brokerFlags(f, &b)
 	sec.register(f)
+	off.register(f, "filesystem", "")
 	return cmd
 }
