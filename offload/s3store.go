@@ -15,6 +15,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // Defaults and limits of S3Options.
@@ -94,6 +95,9 @@ func (o *S3Options) EnsureDefaults() {
 func (o *S3Options) Validate() error {
 	if o.Bucket == "" {
 		return fmt.Errorf("%w: s3: Bucket is required", ErrInvalidArgument)
+	}
+	if err := s3utils.CheckValidBucketName(o.Bucket); err != nil {
+		return fmt.Errorf("%w: s3: Bucket %q: %v", ErrInvalidArgument, o.Bucket, err)
 	}
 	if o.PartSize < MinS3PartSize {
 		return fmt.Errorf("%w: s3: PartSize %d is below S3's minimum part size %d", ErrInvalidArgument, o.PartSize, MinS3PartSize)

@@ -301,14 +301,16 @@ func TestS3OptionsValidate(t *testing.T) {
 		opts S3Options
 		ok   bool
 	}{
-		{"minimal", S3Options{Bucket: "b"}, true},
-		{"url endpoint", S3Options{Bucket: "b", Endpoint: "https://s3.example.com:9000"}, true},
+		{"minimal", S3Options{Bucket: "bkt"}, true},
+		{"url endpoint", S3Options{Bucket: "bkt", Endpoint: "https://s3.example.com:9000"}, true},
 		{"no bucket", S3Options{}, false},
-		{"small parts", S3Options{Bucket: "b", PartSize: 1 << 20}, false},
-		{"half credentials", S3Options{Bucket: "b", AccessKey: "a"}, false},
-		{"http with tls", S3Options{Bucket: "b", Endpoint: "http://h", TLS: true}, false},
-		{"path in endpoint", S3Options{Bucket: "b", Endpoint: "http://h/x"}, false},
-		{"bad scheme", S3Options{Bucket: "b", Endpoint: "ftp://h"}, false},
+		{"small parts", S3Options{Bucket: "bkt", PartSize: 1 << 20}, false},
+		{"half credentials", S3Options{Bucket: "bkt", AccessKey: "a"}, false},
+		{"http with tls", S3Options{Bucket: "bkt", Endpoint: "http://h", TLS: true}, false},
+		{"path in endpoint", S3Options{Bucket: "bkt", Endpoint: "http://h/x"}, false},
+		{"bad scheme", S3Options{Bucket: "bkt", Endpoint: "ftp://h"}, false},
+		{"short bucket name", S3Options{Bucket: "b"}, false},
+		{"bucket name with slash", S3Options{Bucket: "a/b/c"}, false},
 	} {
 		o := tc.opts
 		o.EnsureDefaults()

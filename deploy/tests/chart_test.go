@@ -671,7 +671,8 @@ func checkOffloadExistingSecret(t *testing.T, m *manifest, _ map[string]any) {
 	wantArgs(t, "broker", brokerArgs(t, m),
 		"--offload-driver=s3", "--offload-s3-endpoint=https://s3.eu-west-1.amazonaws.com",
 		"--offload-s3-bucket=strata-offload", "--offload-s3-region=eu-west-1",
-		"--offload-block-size=67108864", "--offload-read-ahead=2")
+		"--offload-block-size=67108864", "--offload-read-ahead=32M", "--offload-s3-path-style=true",
+		"--offload-threshold=10G", "--offload-deletion-lag=1h")
 	wantSecretEnv(t, m, "strata-s3-credentials", "access-key-id", "secret-access-key")
 	if len(m.Secrets) != 0 {
 		t.Errorf("existingSecret given, but the chart creates %v", names(m.Secrets))

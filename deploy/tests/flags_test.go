@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,7 +24,8 @@ var strataFlags = map[string][]string{
 		"superuser-roles", "tls-cert-file", "tls-key-file", "tls-trust-certs-file",
 		"tls-require-client-cert", "offload-driver", "offload-s3-endpoint", "offload-s3-bucket",
 		"offload-s3-region", "offload-s3-access-key", "offload-s3-secret-key", "offload-fs-dir",
-		"offload-block-size", "offload-read-ahead",
+		"offload-block-size", "offload-read-ahead", "offload-s3-path-style", "offload-threshold",
+		"offload-deletion-lag", "broker-deduplication-enabled",
 	},
 	"init-cluster": {
 		"cluster", "etcd-endpoints", "config-store-endpoints", "service-url", "broker-service-url",
@@ -85,4 +88,26 @@ func flagValue(args []string, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// TestStrataFlagsExist builds the binary and checks that every flag listed
+// in strataFlags is one its subcommand really has.
+func TestStrataFlagsExist(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "strata")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/strata")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for sub, flags := range strataFlags {
+		out, err := exec.Command(bin, sub, "--help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("strata %s --help: %v\n%s", sub, err, out)
+		}
+		for _, f := range flags {
+			if !strings.Contains(string(out), "--"+f+" ") {
+				t.Errorf("strata %s has no flag --%s", sub, f)
+			}
+		}
+	}
 }
