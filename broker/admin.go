@@ -90,17 +90,17 @@ func (b *Broker) adminMux() http.Handler {
 	mux.HandleFunc("GET "+tp+"/stats", b.topicRoute(b.topicStats, true))
 	mux.HandleFunc("GET "+tp+"/partitioned-stats", b.topicRoute(b.partitionedStats, false))
 	mux.HandleFunc("GET "+tp+"/internalStats", b.topicRoute(b.internalStats, true))
-	mux.HandleFunc("GET "+tp+"/subscriptions", b.topicRoute(b.listSubscriptions, true))
-	mux.HandleFunc("PUT "+tp+"/subscription/{sub}", b.topicRoute(b.createSubscription, true))
-	mux.HandleFunc("DELETE "+tp+"/subscription/{sub}", b.topicRoute(b.deleteSubscription, true))
+	mux.HandleFunc("GET "+tp+"/subscriptions", b.partitionedRoute(b.listSubscriptions, mergeSubscriptions))
+	mux.HandleFunc("PUT "+tp+"/subscription/{sub}", b.partitionedRoute(b.createSubscription, nil))
+	mux.HandleFunc("DELETE "+tp+"/subscription/{sub}", b.partitionedRoute(b.deleteSubscription, nil))
 	mux.HandleFunc("POST "+tp+"/subscription/{sub}/skip/{n}", b.topicRoute(b.skip, true))
-	mux.HandleFunc("POST "+tp+"/subscription/{sub}/skip_all", b.topicRoute(b.skipAll, true))
-	mux.HandleFunc("POST "+tp+"/subscription/{sub}/expireMessages/{seconds}", b.topicRoute(b.expire, true))
-	mux.HandleFunc("POST "+tp+"/all_subscription/expireMessages/{seconds}", b.topicRoute(b.expire, true))
-	mux.HandleFunc("POST "+tp+"/subscription/{sub}/resetcursor/{timestamp}", b.topicRoute(b.resetCursorByTime, true))
+	mux.HandleFunc("POST "+tp+"/subscription/{sub}/skip_all", b.partitionedRoute(b.skipAll, nil))
+	mux.HandleFunc("POST "+tp+"/subscription/{sub}/expireMessages/{seconds}", b.partitionedRoute(b.expire, nil))
+	mux.HandleFunc("POST "+tp+"/all_subscription/expireMessages/{seconds}", b.partitionedRoute(b.expire, nil))
+	mux.HandleFunc("POST "+tp+"/subscription/{sub}/resetcursor/{timestamp}", b.partitionedRoute(b.resetCursorByTime, nil))
 	mux.HandleFunc("POST "+tp+"/subscription/{sub}/resetcursor", b.topicRoute(b.resetCursorByID, true))
 	mux.HandleFunc("GET "+tp+"/lastMessageId", b.topicRoute(b.lastMessageID, true))
-	mux.HandleFunc("PUT "+tp+"/unload", b.topicRoute(b.unloadTopic, true))
+	mux.HandleFunc("PUT "+tp+"/unload", b.partitionedRoute(b.unloadTopic, nil))
 	mux.HandleFunc("POST "+tp+"/terminate", b.topicRoute(b.terminate, true))
 	mux.HandleFunc("PUT "+tp+"/offload", b.topicRoute(b.offloadTopic, true))
 	mux.HandleFunc("GET "+tp+"/offload", b.topicRoute(b.offloadStatus, true))
@@ -223,6 +223,14 @@ func (b *Broker) existingTopic(ctx context.Context, t naming.Topic) (*Topic, err
 		if pm, err := b.cfg.GetPartitionedTopic(ctx, t); err == nil && pm.Partitions > 0 {
 			return nil, httpErr(http.StatusNotFound, "topic %s is partitioned: use its partitions or the partitioned-stats path", t)
 		}
+		// A partition of a partitioned topic exists from the topic's
+		// creation on, although its log is created at first use.
+		if t.IsPartition() {
+			pm, err := b.cfg.GetPartitionedTopic(ctx, t.PartitionedParent())
+			if err == nil && t.PartitionIndex() < pm.Partitions {
+				return b.getTopic(ctx, t)
+			}
+		}
 		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, t)
 	}
 	return b.getTopic(ctx, t)
@@ -243,7 +251,27 @@ func (b *Broker) ListTopics(ctx context.Context, ns naming.Namespace) ([]string,
 			out = append(out, "persistent://"+ns.String()+"/"+local)
 		}
 	}
-	return out, nil
+	// As in Pulsar, every partition of a partitioned topic is listed, used
+	// or not.
+	parted, err := b.cfg.ListPartitionedTopics(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range parted {
+		t, err := naming.ParseTopic(name)
+		if err != nil {
+			continue
+		}
+		pm, err := b.cfg.GetPartitionedTopic(ctx, t)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		for i := 0; i < pm.Partitions; i++ {
+			out = append(out, t.Partition(i).String())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func (b *Broker) listTopics(ctx context.Context, w http.ResponseWriter, ns naming.Namespace) error {

@@ -174,3 +174,67 @@ func TestTopicAdminREST(t *testing.T) {
 	r.want("GET", "/admin/v2/persistent/public/default/admin-1/permissions", "", 200, `{}`)
 	_ = context.Background
 }
+
+// TestPartitionedTopicAdminFanOut: subscription operations, unload and
+// listings on a partitioned topic apply to every partition, as in Pulsar,
+// whichever of two brokers owns each partition.
+func TestPartitionedTopicAdminFanOut(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 2})
+	ctx := ctxT(t, 2*time.Minute)
+	r := rest{t, c.Broker(0).B.HTTPURL()}
+	const n = 3
+	pt := "/admin/v2/persistent/public/default/fan"
+	r.want("PUT", pt+"/partitions", fmt.Sprint(n), 204)
+	r.want("GET", "/admin/v2/persistent/public/default", "", 200,
+		"fan-partition-0", "fan-partition-1", "fan-partition-2")
+	// The subscription exists on every partition, unused ones included.
+	r.want("PUT", pt+"/subscription/s", `{"ledgerId":-1,"entryId":-1}`, 204)
+	for i := 0; i < n; i++ {
+		r.want("GET", fmt.Sprintf("%s-partition-%d/subscriptions", pt, i), "", 200, `"s"`)
+	}
+	r.want("PUT", pt+"/subscription/s", "", 409, "partition-0", "already exists")
+	r.want("GET", pt+"/subscriptions", "", 200, `["s"]`)
+
+	cl := newClient(t, c)
+	p, err := cl.CreateProducer(ctx, "fan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; i < 30; i++ {
+		if _, err := p.Send(ctx, &client.ProducerMessage{Key: fmt.Sprint(i), Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backlog := func() int64 {
+		var st struct {
+			Subscriptions map[string]struct {
+				MsgBacklog int64 `json:"msgBacklog"`
+			} `json:"subscriptions"`
+		}
+		body := r.want("GET", pt+"/partitioned-stats", "", 200)
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Subscriptions["s"].MsgBacklog
+	}
+	if b := backlog(); b != 30 {
+		t.Fatalf("backlog %d, want 30", b)
+	}
+	r.want("POST", pt+"/subscription/s/skip_all", "", 204)
+	if b := backlog(); b != 0 {
+		t.Fatalf("backlog after skip_all %d, want 0", b)
+	}
+	r.want("POST", fmt.Sprintf("%s/subscription/s/resetcursor/%d", pt, start.Add(-time.Second).UnixMilli()), "", 204)
+	if b := backlog(); b != 30 {
+		t.Fatalf("backlog after reset by time %d, want 30", b)
+	}
+	r.want("POST", pt+"/all_subscription/expireMessages/0", "", 204)
+	if b := backlog(); b != 0 {
+		t.Fatalf("backlog after expiring everything %d, want 0", b)
+	}
+	r.want("POST", pt+"/subscription/nope/skip_all", "", 404, "partition-0", "subscription nope does not exist")
+	r.want("PUT", pt+"/unload", "", 204)
+	r.want("DELETE", pt+"/subscription/s", "", 204)
+	r.want("GET", pt+"/subscriptions", "", 200, `[]`)
+}

@@ -56,6 +56,10 @@ type Broker struct {
 	own   *ownership
 	authz *auth.Authorizer
 
+	// adminClient calls other brokers' admin API (partitioned topics).
+	adminClientOnce sync.Once
+	adminClient     *http.Client
+
 	mu struct {
 		sync.Mutex
 		topics  map[string]*topicLoad // by full topic name

@@ -109,7 +109,6 @@ func (s *Subscription) signal() {
 	}
 }
 
-// run is the dispatch loop.
 // A failed read is retried after minReadRetry, doubling per failure up to
 // maxReadRetry, even when nothing else wakes the dispatcher.
 const (
@@ -117,6 +116,7 @@ const (
 	maxReadRetry = 5 * time.Second
 )
 
+// run is the dispatch loop.
 func (s *Subscription) run() {
 	defer close(s.done)
 	for {
