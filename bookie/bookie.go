@@ -79,6 +79,7 @@ func New(ctx context.Context, opts Options) (*Bookie, error) {
 	bo := badger.DefaultOptions(filepath.Join(opts.DataDir, "ledgers")).
 		WithSyncWrites(*opts.JournalSync).
 		WithValueThreshold(opts.ValueThreshold).
+		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithDetectConflicts(false).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithMetricsEnabled(false)

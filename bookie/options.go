@@ -35,13 +35,21 @@ type Options struct {
 	// a group when the queue runs dry; 0 (default) commits at once — adds
 	// arriving during a commit form the next group.
 	GroupWait time.Duration
-	// GroupBytes caps the payload bytes of one group commit; default 512 KiB.
+	// GroupBytes caps the payload bytes of one group commit; default 4 MiB
+	// (with 64 KiB entries 4 MiB groups reached 208 MB/s against 148 MB/s
+	// for 512 KiB on the reference machine).
 	GroupBytes int
 	// MaxEntrySize is the largest accepted entry envelope; default 5 MiB + 64 KiB.
 	MaxEntrySize int
 	// ValueThreshold: entries larger than this are kept in Badger's value log
 	// rather than the LSM tree; default 4 KiB.
 	ValueThreshold int64
+	// ValueLogFileSize is the size at which Badger starts a new value-log
+	// file; default 32 MiB. Every synced add msyncs the current file's whole
+	// mapping, so smaller files sync faster: on the reference machine 32 MiB
+	// files cut the median sync of an 83 KB entry from 0.86 to 0.56 ms and
+	// its p99.9 from 25 to 5 ms against Badger's 1 GiB default.
+	ValueLogFileSize int64
 
 	// SessionTTL is the lease TTL of the registration; default 10 s.
 	SessionTTL time.Duration
@@ -94,10 +102,13 @@ func (o *Options) EnsureDefaults() {
 		o.JournalSync = &t
 	}
 	if o.GroupBytes <= 0 {
-		o.GroupBytes = 512 << 10
+		o.GroupBytes = 4 << 20
 	}
 	if o.MaxEntrySize <= 0 {
 		o.MaxEntrySize = 5<<20 + 64<<10
+	}
+	if o.ValueLogFileSize <= 0 {
+		o.ValueLogFileSize = 32 << 20
 	}
 	if o.ValueThreshold <= 0 {
 		o.ValueThreshold = 4 << 10
