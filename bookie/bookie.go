@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/api/bookiepb"
+	"github.com/strata-mq/strata/internal/grpcbuf"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -135,6 +136,7 @@ func (b *Bookie) Start() error {
 		grpc.MaxRecvMsgSize(b.opts.MaxEntrySize+(1<<20)),
 		grpc.MaxSendMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpcbuf.ServerOption(),
 	)
 	bookiepb.RegisterBookieServer(b.grpc, &service{b: b})
 	b.go1(b.journal.run)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/internal/grpcbuf"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
@@ -172,6 +173,7 @@ func (b *Broker) Start() error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.ChainUnaryInterceptor(b.unaryAuth),
 		grpc.ChainStreamInterceptor(b.streamAuth),
+		grpcbuf.ServerOption(),
 	}
 	if b.opts.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(b.opts.TLS)))

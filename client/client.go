@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/internal/grpcbuf"
 )
 
 // Client connects to a Strata cluster. It is safe for concurrent use; close
@@ -91,6 +92,7 @@ func (c *Client) conn(addr string) (clientpb.BrokerClient, error) {
 		return clientpb.NewBrokerClient(cc), nil
 	}
 	dial := []grpc.DialOption{
+		grpcbuf.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}

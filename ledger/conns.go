@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/api/bookiepb"
+	"github.com/strata-mq/strata/internal/grpcbuf"
 )
 
 // connPool holds one gRPC connection per bookie address.
@@ -40,6 +41,7 @@ func (p *connPool) get(addr string) (bookiepb.BookieClient, error) {
 	}
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpcbuf.DialOption(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(p.maxMsg)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 	)
