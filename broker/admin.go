@@ -104,6 +104,7 @@ func (b *Broker) adminMux() http.Handler {
 	mux.HandleFunc("POST "+tp+"/terminate", b.topicRoute(b.terminate, true))
 	mux.HandleFunc("PUT "+tp+"/offload", b.topicRoute(b.offloadTopic, true))
 	mux.HandleFunc("GET "+tp+"/offload", b.topicRoute(b.offloadStatus, true))
+	b.topicPolicyRoutes(mux, tp)
 	mux.HandleFunc("GET "+tp+"/permissions", b.topicRoute(b.topicPermissions, false))
 	mux.HandleFunc("POST "+tp+"/permissions/{role}", b.topicRoute(b.grantTopicPermission, false))
 	mux.HandleFunc("DELETE "+tp+"/permissions/{role}", b.topicRoute(b.revokeTopicPermission, false))
@@ -331,6 +332,11 @@ func (b *Broker) removeTopic(ctx context.Context, w http.ResponseWriter, tp *Top
 	if err := tp.ml.Delete(ctx); err != nil {
 		return err
 	}
+	if !tp.name.IsPartition() {
+		if err := b.cfg.DeleteTopicPolicies(ctx, tp.name); err != nil {
+			return err
+		}
+	}
 	if w != nil {
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -418,6 +424,9 @@ func (b *Broker) deletePartitioned(ctx context.Context, w http.ResponseWriter, r
 		}
 	}
 	if err := b.cfg.DeletePartitionedTopic(ctx, t); err != nil {
+		return err
+	}
+	if err := b.cfg.DeleteTopicPolicies(ctx, t); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

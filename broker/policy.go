@@ -44,12 +44,6 @@ func newPolicyState() *policyState {
 	return p
 }
 
-// policies returns the topic's namespace policies (zero value if unknown).
-func (t *Topic) policies() tenants.Policies {
-	p, _ := t.b.policies(t.name.NamespaceName())
-	return p
-}
-
 // maintain applies the namespace policies: message TTL, backlog quota and
 // rate limits. The broker calls it for every topic each policy interval.
 func (t *Topic) maintain(ctx context.Context) {

@@ -126,7 +126,7 @@ func (b *Broker) httpTLS() *tls.Config {
 // checkAccess re-validates live producers and consumers after a policy
 // change (a revoked permission closes their access).
 func (b *Broker) checkAccess(ch tenants.Change) {
-	if !b.opts.AuthorizationEnabled {
+	if !b.opts.AuthorizationEnabled || ch.Kind == tenants.TopicPoliciesChanged {
 		return
 	}
 	for _, t := range b.loadedTopics() {

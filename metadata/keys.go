@@ -15,6 +15,7 @@ const (
 	TenantsPrefix           = "/tenants/"            // {tenant} -> TenantInfo JSON
 	NamespacesPrefix        = "/namespaces/"         // {tenant}/{ns} -> Policies JSON
 	PartitionedTopicsPrefix = "/partitioned-topics/" // {tenant}/{ns}/{topic} -> {partitions}
+	TopicPoliciesPrefix     = "/topic-policies/"     // {tenant}/{ns}/{topic} -> TopicPolicies JSON
 
 	// Local store.
 	LedgersPrefix        = "/ledgers/"         // {id} -> ledger metadata JSON

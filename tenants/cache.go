@@ -39,6 +39,9 @@ const (
 	// CacheReloaded: the cache lost its watch and reloaded everything; any
 	// value may have changed.
 	CacheReloaded
+	// TopicPoliciesChanged: a topic's policies were set, changed or removed
+	// (Name is the topic's path "tenant/ns/topic").
+	TopicPoliciesChanged
 )
 
 // String returns the kind's name.
@@ -52,6 +55,8 @@ func (k ChangeKind) String() string {
 		return "namespace"
 	case CacheReloaded:
 		return "reloaded"
+	case TopicPoliciesChanged:
+		return "topic policies"
 	}
 	return fmt.Sprintf("ChangeKind(%d)", int(k))
 }
@@ -93,6 +98,7 @@ type Cache struct {
 		clusters   map[string]cached[ClusterData]
 		tenants    map[string]cached[tenantRecord]
 		namespaces map[string]cached[Policies]
+		topics     map[string]cached[TopicPolicies] // by "tenant/ns/topic"
 	}
 	subs struct {
 		sync.Mutex
@@ -104,7 +110,7 @@ type Cache struct {
 	done   chan struct{}
 }
 
-var cachePrefixes = []string{metadata.ClustersPrefix, metadata.TenantsPrefix, metadata.NamespacesPrefix}
+var cachePrefixes = []string{metadata.ClustersPrefix, metadata.TenantsPrefix, metadata.NamespacesPrefix, metadata.TopicPoliciesPrefix}
 
 // NewCache loads the configuration and starts watching it. It returns once
 // the first load is complete, or an error when it cannot load before ctx
@@ -202,6 +208,18 @@ func (c *Cache) Policies(ns naming.Namespace) (Policies, bool) {
 	return e.v.Clone(), true
 }
 
+// TopicPolicies returns the policies set on a topic (a partition's are its
+// partitioned topic's); false when none are set.
+func (c *Cache) TopicPolicies(t naming.Topic) (TopicPolicies, bool) {
+	if t.IsPartition() {
+		t = t.PartitionedParent()
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.mu.topics[t.Path()]
+	return e.v.clone(), ok
+}
+
 // Namespaces returns the full names of a tenant's live namespaces (not
 // being deleted), sorted.
 func (c *Cache) Namespaces(tenant string) []string {
@@ -239,6 +257,7 @@ func (c *Cache) load(ctx context.Context) ([]<-chan metadata.WatchResponse, cont
 	clusters := map[string]cached[ClusterData]{}
 	tenants := map[string]cached[tenantRecord]{}
 	namespaces := map[string]cached[Policies]{}
+	topics := map[string]cached[TopicPolicies]{}
 	for _, p := range cachePrefixes {
 		kvs, err := metadata.ListAll(ctx, c.md, p, false)
 		if err != nil {
@@ -255,6 +274,8 @@ func (c *Cache) load(ctx context.Context) ([]<-chan metadata.WatchResponse, cont
 				err = put(tenants, name, kv)
 			case metadata.NamespacesPrefix:
 				err = put(namespaces, name, kv)
+			case metadata.TopicPoliciesPrefix:
+				err = put(topics, name, kv)
 			}
 			if err != nil {
 				c.log.Warn("tenants cache: skipping undecodable value", "key", kv.Key, "err", err)
@@ -266,7 +287,7 @@ func (c *Cache) load(ctx context.Context) ([]<-chan metadata.WatchResponse, cont
 		namespaces[k] = e
 	}
 	c.mu.Lock()
-	c.mu.clusters, c.mu.tenants, c.mu.namespaces = clusters, tenants, namespaces
+	c.mu.clusters, c.mu.tenants, c.mu.namespaces, c.mu.topics = clusters, tenants, namespaces, topics
 	c.mu.Unlock()
 	return chans, cancel, nil
 }
@@ -385,6 +406,8 @@ func (c *Cache) apply(ev metadata.Event) (Change, bool) {
 		ch.Kind, prefix = TenantChanged, metadata.TenantsPrefix
 	case strings.HasPrefix(ev.KV.Key, metadata.NamespacesPrefix):
 		ch.Kind, prefix = NamespaceChanged, metadata.NamespacesPrefix
+	case strings.HasPrefix(ev.KV.Key, metadata.TopicPoliciesPrefix):
+		ch.Kind, prefix = TopicPoliciesChanged, metadata.TopicPoliciesPrefix
 	default:
 		return ch, false
 	}
@@ -400,12 +423,16 @@ func (c *Cache) apply(ev metadata.Event) (Change, bool) {
 		changed = remove(c.mu.clusters, ch.Name, ev.KV.ModRevision)
 	case ch.Deleted && ch.Kind == TenantChanged:
 		changed = remove(c.mu.tenants, ch.Name, ev.KV.ModRevision)
+	case ch.Deleted && ch.Kind == TopicPoliciesChanged:
+		changed = remove(c.mu.topics, ch.Name, ev.KV.ModRevision)
 	case ch.Deleted:
 		changed = remove(c.mu.namespaces, ch.Name, ev.KV.ModRevision)
 	case ch.Kind == ClusterChanged:
 		changed, err = putChanged(c.mu.clusters, ch.Name, ev.KV)
 	case ch.Kind == TenantChanged:
 		changed, err = putChanged(c.mu.tenants, ch.Name, ev.KV)
+	case ch.Kind == TopicPoliciesChanged:
+		changed, err = putChanged(c.mu.topics, ch.Name, ev.KV)
 	default:
 		changed, err = putChanged(c.mu.namespaces, ch.Name, ev.KV)
 		if e, ok := c.mu.namespaces[ch.Name]; ok && changed {
