@@ -9,7 +9,7 @@ PKGS := ./...
 # Packages whose tests exercise concurrency; `test` runs them under -race.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build test test-race test-short test-deploy deps verify fmt vet proto proto-check bench clean
+.PHONY: layering all build test test-race test-short test-deploy deps verify fmt vet proto proto-check bench clean
 
 all: build
 
@@ -37,8 +37,11 @@ test-short:
 deps:
 	@scripts/install-test-deps.sh >/dev/null
 
-## verify: gofmt, go vet, generated code current (import layering is a test in internal/layering).
-verify: fmt vet proto-check
+## verify: gofmt, go vet, generated code current, import layering (internal/layering).
+verify: fmt vet proto-check layering
+
+layering:
+	$(GO) test -count=1 ./internal/layering/
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
