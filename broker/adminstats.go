@@ -92,7 +92,12 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		if p.accessExclusive {
 			mode = "Exclusive"
 		}
-		out.Publishers = append(out.Publishers, publisherStats{ProducerName: p.name, AccessMode: mode, ConnectedSince: p.since.Format(time.RFC3339)})
+		ps := publisherStats{ProducerName: p.name, AccessMode: mode, ConnectedSince: p.since.Format(time.RFC3339)}
+		ps.MsgRateIn, ps.MsgThroughputIn = p.stored.rates()
+		if n := p.stored.msgs.Load(); n > 0 {
+			ps.AverageMsgSize = float64(p.stored.bytes.Load()) / float64(n)
+		}
+		out.Publishers = append(out.Publishers, ps)
 	}
 	subs := make([]*Subscription, 0, len(t.mu.subs))
 	for _, s := range t.mu.subs {
@@ -108,17 +113,22 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		s.mu.Lock()
 		ss.Type = subTypeName(s.mu.subType)
 		for _, c := range s.mu.consumers {
-			cs := consumerStats{ConsumerName: c.name, MsgOutCounter: c.msgsOut.Load(), BytesOutCounter: c.bytesOut.Load(),
+			cs := consumerStats{ConsumerName: c.name, MsgOutCounter: c.sent.msgs.Load(), BytesOutCounter: c.sent.bytes.Load(),
 				AvailablePermits: max(c.permits, 0), UnackedMessages: c.unacked, ConnectedSince: c.since.Format(time.RFC3339)}
+			cs.MsgRateOut, cs.MsgThroughputOut = c.sent.rates()
 			ss.Consumers = append(ss.Consumers, cs)
 			ss.MsgOutCounter += cs.MsgOutCounter
 			ss.BytesOutCounter += cs.BytesOutCounter
+			ss.MsgRateOut += cs.MsgRateOut
+			ss.MsgThroughputOut += cs.MsgThroughputOut
 			ss.UnackedMessages += cs.UnackedMessages
 		}
 		s.mu.Unlock()
-		out.BacklogSize += ss.MsgBacklog
+		ss.MsgRateRedeliver, _ = s.redelivered.rates()
 		out.Subscriptions[s.name] = ss
 	}
+	// Pulsar's backlogSize: bytes from the slowest subscription on.
+	_, _, out.BacklogSize = t.backlog()
 	return out
 }
 

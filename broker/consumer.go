@@ -27,7 +27,7 @@ type Consumer struct {
 	permits int64 // messages the consumer can still take
 	unacked int   // messages delivered and not acknowledged
 
-	msgsOut, bytesOut atomic.Int64
+	sent meter // messages and bytes delivered
 }
 
 var consumerSeq atomic.Uint64
@@ -40,8 +40,7 @@ func (c *Consumer) deliver(pos managed.Position, entry []byte, n int, redeliveri
 		RedeliveryCount: redeliveries,
 		Entry:           entry,
 	}}})
-	c.msgsOut.Add(int64(n))
-	c.bytesOut.Add(int64(len(entry)))
+	c.sent.add(n, len(entry))
 	t.stats.dispatched(n, len(entry))
 }
 

@@ -30,6 +30,8 @@ type Producer struct {
 	pending atomic.Int64 // sends not yet answered
 
 	accessExclusive bool
+
+	stored meter // messages and bytes persisted
 }
 
 type sendSlot struct {
@@ -159,6 +161,7 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 			return
 		}
 		t.stats.published(n, len(s.Entry), time.Since(start))
+		p.stored.add(n, len(s.Entry))
 		p.complete(slot, receipt(pos))
 	})
 }

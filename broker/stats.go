@@ -74,3 +74,37 @@ func (t *Topic) rates() rates {
 	}
 	return rt.cur
 }
+
+// meter counts messages and bytes of one producer, consumer or
+// subscription and derives their rates like the topic's (windows of at
+// least 5 s).
+type meter struct {
+	msgs, bytes atomic.Int64
+
+	mu                  sync.Mutex
+	at                  time.Time
+	lastMsgs, lastBytes int64
+	msgRate, byteRate   float64
+}
+
+func (m *meter) add(msgs, bytes int) {
+	m.msgs.Add(int64(msgs))
+	m.bytes.Add(int64(bytes))
+}
+
+// rates returns messages/s and bytes/s over the last window.
+func (m *meter) rates() (msgRate, byteRate float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	msgs, bytes := m.msgs.Load(), m.bytes.Load()
+	if m.at.IsZero() {
+		m.at, m.lastMsgs, m.lastBytes = now, msgs, bytes
+		return 0, 0
+	}
+	if el := now.Sub(m.at).Seconds(); el >= 5 {
+		m.msgRate, m.byteRate = float64(msgs-m.lastMsgs)/el, float64(bytes-m.lastBytes)/el
+		m.at, m.lastMsgs, m.lastBytes = now, msgs, bytes
+	}
+	return m.msgRate, m.byteRate
+}

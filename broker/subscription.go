@@ -44,6 +44,8 @@ type Subscription struct {
 	done   chan struct{}
 	limits dispatchLimits
 
+	redelivered meter // messages put back for redelivery
+
 	mu struct {
 		sync.Mutex
 		subType      clientpb.SubscriptionType
@@ -442,6 +444,7 @@ func (s *Subscription) settleLocked(p managed.Position) *delivery {
 func (s *Subscription) redeliverLocked(p managed.Position) {
 	if d := s.settleLocked(p); d != nil {
 		s.mu.redeliveries[p]++
+		s.redelivered.add(1, 0)
 		s.addReplayLocked(replayItem{pos: p, key: d.key, hasKey: d.hasKey})
 	}
 }
