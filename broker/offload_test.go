@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,22 @@ func offloadPayload(i int) []byte {
 		b = append(b, byte(i*31+j*7))
 	}
 	return b
+}
+
+// metricValue returns the value of the series named with its labels.
+func metricValue(t *testing.T, metrics, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("series %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s", series)
+	return 0
 }
 
 func s3Store(t *testing.T, srv *s3test.Server) *offload.S3Store {
@@ -118,7 +135,7 @@ func TestOffloadThroughBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	var offloadedIDs []int64
-	offloadedEntries := int64(0)
+	offloadedEntries, offloadedBytes := int64(0), int64(0)
 	for _, l := range is.Ledgers {
 		if l.LedgerID >= last.LedgerID {
 			if l.Offloaded {
@@ -131,6 +148,7 @@ func TestOffloadThroughBroker(t *testing.T) {
 		}
 		offloadedIDs = append(offloadedIDs, l.LedgerID)
 		offloadedEntries += l.Entries
+		offloadedBytes += l.Size
 	}
 	if len(offloadedIDs) < n/perLedger-1 || offloadedEntries != int64(n)-(last.EntryID+1) {
 		t.Fatalf("offloaded %d ledgers with %d entries; last message %+v", len(offloadedIDs), offloadedEntries, last)
@@ -152,6 +170,21 @@ func TestOffloadThroughBroker(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("metrics lack %q", want)
 		}
+	}
+	labels := fmt.Sprintf(`{cluster="%s",namespace="public/default",topic="%s"}`, testcluster.ClusterName, topic)
+	for name, want := range map[string]float64{
+		"pulsar_storage_offloaded_size": float64(offloadedBytes),
+		"strata_offload_bytes_total":    float64(offloadedBytes),
+	} {
+		if got := metricValue(t, metrics, name+labels); got != want {
+			t.Fatalf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if d := metricValue(t, metrics, "strata_offload_last_duration_seconds"+labels); d <= 0 {
+		t.Fatalf("strata_offload_last_duration_seconds = %v", d)
+	}
+	if b := metricValue(t, metrics, "strata_storage_bookie_size"+labels); b >= float64(offloadedBytes) {
+		t.Fatalf("strata_storage_bookie_size = %v after deleting %d offloaded bytes from bookies", b, offloadedBytes)
 	}
 
 	// A new subscription from the earliest message receives every message,
