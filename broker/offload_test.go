@@ -2,10 +2,13 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,5 +398,157 @@ func TestOffloadStoreCheckedAtStart(t *testing.T) {
 	}
 	if ok, err := mc.BucketExists(ctxT(t, time.Minute), "created-bucket"); !ok || err != nil {
 		t.Fatalf("bucket not created: %v %v", ok, err)
+	}
+}
+
+// gatedStore holds the gateAt-th Put until its context ends (the uploading
+// broker dies), after signalling blocked.
+type gatedStore struct {
+	offload.BlobStore
+	gateAt  int32
+	puts    atomic.Int32
+	blocked chan struct{}
+}
+
+func (g *gatedStore) Put(ctx context.Context, key string, r io.Reader, size int64, meta map[string]string) error {
+	if g.puts.Add(1) == g.gateAt {
+		close(g.blocked)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return g.BlobStore.Put(ctx, key, r, size, meta)
+}
+
+// TestOffloadBrokerKilledMidOffload kills the owning broker while it
+// uploads a ledger whose data object is already stored: the new owner
+// never sees that ledger marked offloaded, cleans the abandoned object up,
+// offloads everything again, and every message replays.
+func TestOffloadBrokerKilledMidOffload(t *testing.T) {
+	srv := s3test.Start(t)
+	// Ledger 1's data and index, ledger 2's data, then ledger 2's index
+	// blocks: ledger 2's data object is an orphan unless cleaned up.
+	store := &gatedStore{BlobStore: s3Store(t, srv), gateAt: 4, blocked: make(chan struct{})}
+	const n, perLedger = 4000, 500
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 2, BrokerOptions: func(i int, o *broker.Options) {
+		o.MaxEntriesPerLedger = perLedger
+		o.Offload = broker.OffloadOptions{Store: store, Driver: "s3", KeyPrefix: "strata",
+			Write: offload.WriteOptions{BlockSize: 64 << 10}, CheckInterval: 200 * time.Millisecond}
+	}})
+	ctx := ctxT(t, 3*time.Minute)
+	const ns, topic = "public/default", "persistent://public/default/killed-offload"
+	adm0, err := admin.New(c.Broker(0).B.HTTPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adm0.Namespaces().SetRetention(ctx, ns, tenants.RetentionPolicies{RetentionTimeInMinutes: -1, RetentionSizeInMB: -1}); err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, c)
+	p, err := cl.CreateProducer(ctx, topic, client.WithoutBatching())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		p.SendAsync(ctx, &client.ProducerMessage{Payload: offloadPayload(i)}, func(_ client.MessageID, _ *client.ProducerMessage, err error) { errs <- err })
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+	owner := c.BrokerIndex(ownerOf(t, c, topic))
+	adm, err := admin.New(c.Broker(owner).B.HTTPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := adm.Topics().LastMessageID(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.Topics().Offload(ctx, topic, last); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-store.blocked:
+	case <-ctx.Done():
+		t.Fatal("the offload never reached ledger 2's index")
+	}
+	c.KillBroker(owner)
+
+	// The other broker takes the topic over.
+	other := 1 - owner
+	adm1, err := admin.New(c.Broker(other).B.HTTPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var is *admin.InternalStats
+	testutil.WaitFor(t, time.Minute, func() error {
+		is, err = adm1.Topics().InternalStats(ctx, topic)
+		return err
+	})
+	offloadedBefore := 0
+	for _, l := range is.Ledgers {
+		if l.Offloaded {
+			offloadedBefore++
+		}
+	}
+	if offloadedBefore != 1 {
+		t.Fatalf("after the kill %d ledgers are marked offloaded, want exactly the first: %+v", offloadedBefore, is.Ledgers)
+	}
+	if err := adm1.Topics().Offload(ctx, topic, last); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 2*time.Minute, func() error {
+		st, err := adm1.Topics().OffloadStatus(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if st.Status != admin.OffloadSuccess {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	is, err = adm1.Topics().InternalStats(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offloaded := 0
+	for _, l := range is.Ledgers {
+		if l.LedgerID < last.LedgerID && !l.Offloaded {
+			t.Fatalf("ledger %d not offloaded", l.LedgerID)
+		}
+		if l.Offloaded {
+			offloaded++
+		}
+	}
+	// Exactly two objects per offloaded ledger: the killed attempt's data
+	// object was deleted.
+	mc, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, func() error {
+		var keys []string
+		for obj := range mc.ListObjects(ctx, srv.Bucket, minio.ListObjectsOptions{Prefix: "strata/public/default/killed-offload/", Recursive: true}) {
+			if obj.Err != nil {
+				return obj.Err
+			}
+			keys = append(keys, obj.Key)
+		}
+		if len(keys) != 2*offloaded {
+			return fmt.Errorf("%d objects for %d offloaded ledgers: %v", len(keys), offloaded, keys)
+		}
+		return nil
+	})
+	cons, err := cl.Subscribe(ctx, topic, "replay", client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range recvN(t, cons, n, true) {
+		if !bytes.Equal(m.Payload, offloadPayload(i)) {
+			t.Fatalf("message %d: %q", i, m.Payload)
+		}
 	}
 }
