@@ -61,6 +61,7 @@ func (t *Topic) maintain(ctx context.Context) {
 	}
 	t.checkBacklogQuota(ctx, p)
 	t.updatePublishRate(p)
+	t.dispatch.set(p.TopicDispatchRateFor(t.b.opts.Cluster))
 	for _, s := range t.durableSubs() {
 		s.updateDispatchRate(p)
 	}
@@ -324,38 +325,43 @@ func (b *Broker) maintenanceLoop() {
 	}
 }
 
-// dispatchLimits are a subscription's dispatch rate limiters.
+// dispatchLimits are dispatch rate limiters: one set per topic (shared by
+// its subscriptions, Pulsar's topic dispatch rate) and one per subscription.
 type dispatchLimits struct {
 	mu          sync.Mutex
 	msgs, bytes *rate.Limiter
 }
 
-func (s *Subscription) updateDispatchRate(p tenants.Policies) {
-	r, ok := p.SubscriptionDispatchRateFor(s.t.b.opts.Cluster)
-	if tr, tok := p.TopicDispatchRateFor(s.t.b.opts.Cluster); !ok && tok {
-		r = tr
+// set applies a rate; ok false (no rate configured) removes the limits.
+func (l *dispatchLimits) set(r tenants.DispatchRate, ok bool) {
+	if !ok {
+		r = tenants.DispatchRate{}
 	}
 	period := float64(max(r.RatePeriodInSecond, 1))
-	s.limits.mu.Lock()
-	defer s.limits.mu.Unlock()
-	s.limits.msgs = limiter(s.limits.msgs, float64(r.DispatchThrottlingRateInMsg)/period)
-	s.limits.bytes = limiter(s.limits.bytes, float64(r.DispatchThrottlingRateInByte)/period)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = limiter(l.msgs, float64(r.DispatchThrottlingRateInMsg)/period)
+	l.bytes = limiter(l.bytes, float64(r.DispatchThrottlingRateInByte)/period)
 }
 
-// dispatchBudget waits until the dispatch rate allows at least one message
-// and returns how many may go now (want when unlimited).
-func (s *Subscription) dispatchBudget(ctx context.Context, want int) (int, error) {
-	s.limits.mu.Lock()
-	lm, lb := s.limits.msgs, s.limits.bytes
-	s.limits.mu.Unlock()
-	for _, l := range []*rate.Limiter{lm, lb} {
-		if l == nil {
+func (l *dispatchLimits) get() (msgs, bytes *rate.Limiter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msgs, l.bytes
+}
+
+// budget waits until the limits allow at least one message and returns
+// how many of want may go now.
+func (l *dispatchLimits) budget(ctx context.Context, want int) (int, error) {
+	lm, lb := l.get()
+	for _, lim := range []*rate.Limiter{lm, lb} {
+		if lim == nil {
 			continue
 		}
-		if err := l.WaitN(ctx, 1); err != nil {
+		if err := lim.WaitN(ctx, 1); err != nil {
 			return 0, err
 		}
-		l.ReserveN(time.Now(), -1) // give the probe token back
+		lim.ReserveN(time.Now(), -1) // give the probe token back
 	}
 	if lm != nil {
 		want = min(want, max(int(lm.Tokens()), 1))
@@ -363,16 +369,43 @@ func (s *Subscription) dispatchBudget(ctx context.Context, want int) (int, error
 	return want, nil
 }
 
-// dispatched charges sent messages and bytes to the dispatch limiters.
-func (s *Subscription) charge(msgs, bytes int) {
-	s.limits.mu.Lock()
-	lm, lb := s.limits.msgs, s.limits.bytes
-	s.limits.mu.Unlock()
+// charge takes sent messages and bytes from the limits, going into debt
+// (a batch may hold more messages than a second's worth): the next budget
+// waits until the debt is paid.
+func (l *dispatchLimits) charge(msgs, bytes int) {
+	lm, lb := l.get()
 	now := time.Now()
-	if lm != nil {
-		lm.ReserveN(now, min(msgs, lm.Burst()))
+	for _, c := range []struct {
+		lim *rate.Limiter
+		n   int
+	}{{lm, msgs}, {lb, bytes}} {
+		for n := c.n; c.lim != nil && n > 0; {
+			k := min(n, c.lim.Burst())
+			c.lim.ReserveN(now, k)
+			n -= k
+		}
 	}
-	if lb != nil {
-		lb.ReserveN(now, min(bytes, lb.Burst()))
+}
+
+// updateDispatchRate applies the subscription dispatch rate.
+func (s *Subscription) updateDispatchRate(p tenants.Policies) {
+	s.limits.set(p.SubscriptionDispatchRateFor(s.t.b.opts.Cluster))
+}
+
+// dispatchBudget waits until the topic's and the subscription's dispatch
+// rates allow at least one message and returns how many may go now (want
+// when unlimited).
+func (s *Subscription) dispatchBudget(ctx context.Context, want int) (int, error) {
+	want, err := s.t.dispatch.budget(ctx, want)
+	if err != nil {
+		return 0, err
 	}
+	return s.limits.budget(ctx, want)
+}
+
+// charge takes sent messages and bytes from the topic's and the
+// subscription's dispatch limits.
+func (s *Subscription) charge(msgs, bytes int) {
+	s.t.dispatch.charge(msgs, bytes)
+	s.limits.charge(msgs, bytes)
 }

@@ -26,6 +26,7 @@ type Topic struct {
 	stats     *topicStats
 	rt        rateTracker
 	policy    *policyState
+	dispatch  dispatchLimits // the topic dispatch rate, shared by its subscriptions
 	dedup     *dedup
 
 	mu struct {
