@@ -118,6 +118,7 @@ func TestClientAgainstStandalone(t *testing.T) {
 	t.Run("NamespacePolicies", func(t *testing.T) { testNamespacePolicies(t, c) })
 	t.Run("Topics", func(t *testing.T) { testTopics(t, srv, c) })
 	t.Run("PartitionedTopics", func(t *testing.T) { testPartitioned(t, c) })
+	t.Run("TopicPolicies", func(t *testing.T) { testTopicPolicies(t, c) })
 }
 
 func testAuth(t *testing.T, srv *server) {
