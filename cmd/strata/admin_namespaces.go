@@ -139,17 +139,26 @@ func nsRetentionCmds(a *adminConn) []*cobra.Command {
 	}
 }
 
+// ttlFlag parses --ttl: seconds, or a time such as 1h or 2d.
+func ttlFlag(ttl string) (int, error) {
+	secs, err := units.ParseRelativeTimeSeconds(ttl)
+	if err != nil {
+		return 0, fmt.Errorf("--ttl: %w", err)
+	}
+	if secs > math.MaxInt32 {
+		return 0, fmt.Errorf("--ttl %s is too long", ttl)
+	}
+	return int(secs), nil
+}
+
 func nsTTLCmds(a *adminConn) []*cobra.Command {
 	var ttl string
 	set := nsCmd(a, "set-message-ttl NAMESPACE", "Expire unacknowledged messages older than --ttl (0: never)", func(x *adminCall, ns string) error {
-		secs, err := units.ParseRelativeTimeSeconds(ttl)
+		secs, err := ttlFlag(ttl)
 		if err != nil {
-			return fmt.Errorf("--ttl: %w", err)
+			return err
 		}
-		if secs > math.MaxInt32 {
-			return fmt.Errorf("--ttl %s is too long", ttl)
-		}
-		return x.c.Namespaces().SetMessageTTL(x.ctx, ns, int(secs))
+		return x.c.Namespaces().SetMessageTTL(x.ctx, ns, secs)
 	})
 	set.Flags().StringVarP(&ttl, "ttl", "t", "", "time to live, e.g. 1h, 30m, 3600 (seconds)")
 	set.MarkFlagRequired("ttl")
@@ -373,39 +382,64 @@ func sizeFlag(name, v string) (int64, error) {
 	return n, nil
 }
 
+// publishRateFlags adds --msg-publish-rate (-m) and --byte-publish-rate
+// (-b) to cmd and returns the function reading them.
+func publishRateFlags(cmd *cobra.Command) func() (tenants.PublishRate, error) {
+	var (
+		msgs  int
+		bytes string
+	)
+	cmd.Flags().IntVarP(&msgs, "msg-publish-rate", "m", -1, "messages per second per topic")
+	cmd.Flags().StringVarP(&bytes, "byte-publish-rate", "b", "-1", "bytes per second per topic, e.g. 10M")
+	return func() (tenants.PublishRate, error) {
+		b, err := sizeFlag("byte-publish-rate", bytes)
+		return tenants.PublishRate{PublishThrottlingRateInMsg: msgs, PublishThrottlingRateInByte: b}, err
+	}
+}
+
+// dispatchRateFlags adds --msg-dispatch-rate, --byte-dispatch-rate,
+// --dispatch-rate-period and --relative-to-publish-rate to cmd and returns
+// the function reading them.
+func dispatchRateFlags(cmd *cobra.Command) func() (tenants.DispatchRate, error) {
+	var (
+		msgs     int
+		bytes    string
+		period   int
+		relative bool
+	)
+	f := cmd.Flags()
+	f.IntVar(&msgs, "msg-dispatch-rate", -1, "messages per period")
+	f.StringVar(&bytes, "byte-dispatch-rate", "-1", "bytes per period, e.g. 1M")
+	f.IntVar(&period, "dispatch-rate-period", 1, "period in seconds")
+	f.BoolVar(&relative, "relative-to-publish-rate", false, "limits are relative to the publish rate")
+	return func() (tenants.DispatchRate, error) {
+		b, err := sizeFlag("byte-dispatch-rate", bytes)
+		return tenants.DispatchRate{DispatchThrottlingRateInMsg: msgs, DispatchThrottlingRateInByte: b,
+			RatePeriodInSecond: period, RelativeToPublishRate: relative}, err
+	}
+}
+
 func nsRateCmds(a *adminConn) []*cobra.Command {
-	var msgRate int
-	var byteRate string
+	var publishRate func() (tenants.PublishRate, error)
 	publish := nsCmd(a, "set-publish-rate NAMESPACE", "Limit publishing per topic (-1: no limit)", func(x *adminCall, ns string) error {
-		b, err := sizeFlag("byte-publish-rate", byteRate)
+		rate, err := publishRate()
 		if err != nil {
 			return err
 		}
-		return x.c.Namespaces().SetPublishRate(x.ctx, ns, tenants.PublishRate{PublishThrottlingRateInMsg: msgRate, PublishThrottlingRateInByte: b})
+		return x.c.Namespaces().SetPublishRate(x.ctx, ns, rate)
 	})
-	publish.Flags().IntVarP(&msgRate, "msg-publish-rate", "m", -1, "messages per second per topic")
-	publish.Flags().StringVarP(&byteRate, "byte-publish-rate", "b", "-1", "bytes per second per topic, e.g. 10M")
+	publishRate = publishRateFlags(publish)
 
 	dispatch := func(use, short string, set func(x *adminCall) func(context.Context, string, tenants.DispatchRate) error) *cobra.Command {
-		var (
-			msgs     int
-			bytes    string
-			period   int
-			relative bool
-		)
+		var dispatchRate func() (tenants.DispatchRate, error)
 		cmd := nsCmd(a, use, short, func(x *adminCall, ns string) error {
-			b, err := sizeFlag("byte-dispatch-rate", bytes)
+			rate, err := dispatchRate()
 			if err != nil {
 				return err
 			}
-			return set(x)(x.ctx, ns, tenants.DispatchRate{DispatchThrottlingRateInMsg: msgs, DispatchThrottlingRateInByte: b,
-				RatePeriodInSecond: period, RelativeToPublishRate: relative})
+			return set(x)(x.ctx, ns, rate)
 		})
-		f := cmd.Flags()
-		f.IntVar(&msgs, "msg-dispatch-rate", -1, "messages per period")
-		f.StringVar(&bytes, "byte-dispatch-rate", "-1", "bytes per period, e.g. 1M")
-		f.IntVar(&period, "dispatch-rate-period", 1, "period in seconds")
-		f.BoolVar(&relative, "relative-to-publish-rate", false, "limits are relative to the publish rate")
+		dispatchRate = dispatchRateFlags(cmd)
 		return cmd
 	}
 	return []*cobra.Command{publish,

@@ -14,7 +14,7 @@ import (
 )
 
 func newAdminTopicsCmd(a *adminConn) *cobra.Command {
-	cmd := group("topics", "Create, inspect and delete topics; manage their subscriptions")
+	cmd := group("topics", "Create, inspect and delete topics; manage their subscriptions and policies")
 	list := a.command("list NAMESPACE", "List a namespace's topics (partitions included)", 1, func(x *adminCall) error {
 		names, err := x.c.Topics().List(x.ctx, x.args[0])
 		if err != nil {
@@ -36,6 +36,7 @@ func newAdminTopicsCmd(a *adminConn) *cobra.Command {
 	cmd.AddCommand(topicSubscriptionCmds(a)...)
 	cmd.AddCommand(topicPermissionCmds(a)...)
 	cmd.AddCommand(topicOffloadCmds(a)...)
+	cmd.AddCommand(topicPolicyCmds(a)...)
 	return cmd
 }
 
