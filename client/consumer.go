@@ -175,8 +175,12 @@ func (cs *Consumer) AckID(id MessageID) error {
 }
 
 // AckCumulative acknowledges the message and everything before it on its
-// partition (not allowed on Shared and Key_Shared subscriptions).
+// partition. On Shared and Key_Shared subscriptions it fails with
+// ErrCumulativeAckNotAllowed and acknowledges nothing.
 func (cs *Consumer) AckCumulative(m Message) error {
+	if t := cs.opts.subType; t == Shared || t == KeyShared {
+		return fmt.Errorf("%w (subscription %s is %s)", ErrCumulativeAckNotAllowed, cs.sub, t)
+	}
 	pc, err := cs.partOf(m)
 	if err != nil {
 		return err

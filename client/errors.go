@@ -27,6 +27,9 @@ var (
 	ErrQuotaExceeded      = errors.New("strata: backlog quota exceeded")
 	ErrPartitionedTopic   = errors.New("strata: topic is partitioned")
 	ErrSubscriptionClosed = errors.New("strata: subscription reset or unsubscribed")
+	// ErrCumulativeAckNotAllowed: AckCumulative on a Shared or Key_Shared
+	// subscription (it also matches ErrNotAllowed).
+	ErrCumulativeAckNotAllowed = fmt.Errorf("%w: cumulative acknowledgement on a Shared or Key_Shared subscription", ErrNotAllowed)
 )
 
 var serverErrors = map[clientpb.ServerError]error{
