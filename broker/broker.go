@@ -129,7 +129,10 @@ func New(opts Options) (*Broker, error) {
 	b.cfg = tenants.NewStore(opts.ConfigStore, tenants.StoreOptions{LocalCluster: opts.Cluster})
 	b.ledgers = opts.Ledgers
 	if b.ledgers == nil {
-		if b.ledgers, err = ledger.NewClient(ledger.ClientOptions{Metadata: opts.Metadata, Logger: b.log}); err != nil {
+		// Entries are a message plus its metadata: as large as the
+		// producers' check in send allows.
+		lopts := ledger.ClientOptions{Metadata: opts.Metadata, Logger: b.log, MaxEntrySize: maxEntrySize(opts.MaxMessageSize)}
+		if b.ledgers, err = ledger.NewClient(lopts); err != nil {
 			b.grpcLis.Close()
 			b.httpLis.Close()
 			return nil, err

@@ -116,7 +116,7 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 	}
 	t := p.t
 	max := t.b.opts.MaxMessageSize
-	if len(s.Entry) > max+(64<<10) {
+	if len(s.Entry) > maxEntrySize(max) {
 		fail(clientpb.ServerError_MESSAGE_TOO_LARGE, "message of %d bytes exceeds the maximum message size %d", len(s.Entry), max)
 		return
 	}
@@ -165,6 +165,10 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 		p.complete(slot, receipt(pos))
 	})
 }
+
+// maxEntrySize is the largest entry accepted for a message size limit: the
+// payload plus room for its metadata.
+func maxEntrySize(maxMessageSize int) int { return maxMessageSize + 64<<10 }
 
 // complete fills a slot and releases replies from the head in order.
 func (p *Producer) complete(slot *sendSlot, resp *clientpb.ProduceResponse) {

@@ -146,6 +146,10 @@ func (p *Producer) Close() error {
 	return nil
 }
 
+// defaultMaxMessageSize is the message size limit assumed when the broker
+// does not announce its own (Pulsar's default).
+const defaultMaxMessageSize = 5 << 20
+
 // partitionProducer is a producer session on one topic (or partition).
 type partitionProducer struct {
 	c         *Client
@@ -156,6 +160,7 @@ type partitionProducer struct {
 	ready     chan struct{} // closed once connected the first time (or failed)
 	done      chan struct{}
 	lastAcked atomic.Int64
+	maxSize   atomic.Int64 // largest payload the broker accepts
 
 	mu struct {
 		sync.Mutex
@@ -193,6 +198,7 @@ func newPartitionProducer(c *Client, topic string, partition int32, o producerOp
 		sem: make(chan struct{}, max(o.maxPending, 1)), ready: make(chan struct{}), done: make(chan struct{})}
 	p.mu.name = o.name
 	p.lastAcked.Store(-1)
+	p.maxSize.Store(defaultMaxMessageSize)
 	go p.run()
 	if o.sendTimeout > 0 {
 		go p.timeouts()
@@ -316,6 +322,11 @@ func (p *partitionProducer) connect() (clientpb.Broker_ProduceClient, error) {
 	if p.mu.name == "" {
 		p.mu.name = opened.ProducerName
 	}
+	if opened.MaxMessageSize > 0 {
+		p.maxSize.Store(opened.MaxMessageSize)
+	} else {
+		p.maxSize.Store(defaultMaxMessageSize) // a broker that does not say
+	}
 	// With deduplication the broker knows the last sequence id it stored
 	// for this producer name: continue after it.
 	p.mu.seq = max(p.mu.seq, opened.LastSequenceId+1)
@@ -433,8 +444,8 @@ func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage,
 	if cb == nil {
 		cb = func(MessageID, *ProducerMessage, error) {}
 	}
-	if len(msg.Payload) > 5<<20 {
-		cb(MessageID{}, msg, fmt.Errorf("%w: %d bytes (max %d)", ErrMessageTooLarge, len(msg.Payload), 5<<20))
+	if limit := p.maxSize.Load(); int64(len(msg.Payload)) > limit {
+		cb(MessageID{}, msg, fmt.Errorf("%w: %d bytes (the broker's maximum is %d)", ErrMessageTooLarge, len(msg.Payload), limit))
 		return
 	}
 	if p.opts.blockIfQueueFull {
@@ -477,7 +488,9 @@ func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage,
 		key = msg.Key
 	}
 	delayed := !msg.DeliverAt.IsZero() || msg.DeliverAfter > 0
-	if !p.opts.batching || delayed {
+	// A message as large as a whole batch goes alone and unbatched: the
+	// batch framing would push a message at the size limit over it.
+	if !p.opts.batching || delayed || len(msg.Payload) >= p.opts.batchMaxBytes {
 		p.flushBatchLocked()
 		p.enqueueLocked([]*pendingMsg{pm}, false)
 		p.mu.Unlock()

@@ -946,7 +946,10 @@ type ProducerOpened struct {
 	ProducerName string                 `protobuf:"bytes,1,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
 	// Last sequence id the broker stored for this producer name (-1: none);
 	// with deduplication, a reconnecting producer resumes after it.
-	LastSequenceId int64  `protobuf:"varint,2,opt,name=last_sequence_id,json=lastSequenceId,proto3" json:"last_sequence_id,omitempty"`
+	LastSequenceId int64 `protobuf:"varint,2,opt,name=last_sequence_id,json=lastSequenceId,proto3" json:"last_sequence_id,omitempty"`
+	// Largest message payload the broker accepts, in bytes (its
+	// --max-message-size): the SDK fails larger messages before sending them.
+	// 0 (a broker that does not say): assume 5 MiB.
 	MaxMessageSize int64  `protobuf:"varint,3,opt,name=max_message_size,json=maxMessageSize,proto3" json:"max_message_size,omitempty"`
 	Topic          string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
 	unknownFields  protoimpl.UnknownFields
