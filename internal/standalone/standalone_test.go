@@ -119,3 +119,43 @@ func consumeInOrder(t *testing.T, ctx context.Context, cons *client.Consumer, n 
 }
 
 func TestMain(m *testing.M) { testutil.Main(m) }
+
+// TestStandaloneMaxMessageSize: a standalone whose broker allows 8 MiB
+// messages stores a 6 MiB one (its bookie is sized for the broker's limit).
+func TestStandaloneMaxMessageSize(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := standalone.Start(ctx, standalone.Options{
+		DataDir: t.TempDir(), EtcdClientAddr: testutil.FreeAddr(t), EtcdPeerAddr: testutil.FreeAddr(t), BookieAddr: testutil.FreeAddr(t),
+		Broker: broker.Options{GRPCAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), SessionTTL: 2 * time.Second, MaxMessageSize: 8 << 20},
+		Logger: testcluster.TestLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cl, err := client.New(s.Broker.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cons, err := cl.Subscribe(ctx, "large", "s", client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cl.CreateProducer(ctx, "large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(strings.Repeat("0123456789abcdef", 6<<16)) // 6 MiB
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: payload}); err != nil {
+		t.Fatalf("send 6 MiB to a standalone with --max-message-size 8 MiB: %v", err)
+	}
+	m, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Payload) != string(payload) {
+		t.Fatalf("received %d bytes, want the 6 MiB payload", len(m.Payload))
+	}
+}
