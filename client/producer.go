@@ -124,7 +124,8 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 }
 
 // Flush sends any batched messages and waits until every pending one is
-// acknowledged (or failed).
+// acknowledged (or failed) and its callback has returned. Do not call it
+// (or Close) from a send callback.
 func (p *Producer) Flush(ctx context.Context) error {
 	for _, pp := range p.parts {
 		if err := pp.flush(ctx); err != nil {
@@ -174,8 +175,9 @@ type partitionProducer struct {
 		stream     clientpb.Broker_ProduceClient
 		cancel     context.CancelFunc
 		closed     bool
-		err        error // fatal
-		drained    []chan struct{}
+		err        error           // fatal
+		drained    []chan struct{} // flushes waiting for nothing to be pending
+		callbacks  int             // goroutines running callbacks of popped entries
 	}
 }
 
@@ -330,6 +332,7 @@ func (p *partitionProducer) connect() (clientpb.Broker_ProduceClient, error) {
 	// With deduplication the broker knows the last sequence id it stored
 	// for this producer name: continue after it.
 	p.mu.seq = max(p.mu.seq, opened.LastSequenceId+1)
+	storeMax(&p.lastAcked, opened.LastSequenceId)
 	for _, pe := range p.mu.pending {
 		if err := stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
 			SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(pe.msgs)), Entry: pe.entry}}}); err != nil {
@@ -371,8 +374,10 @@ func (p *partitionProducer) onReceipt(r *clientpb.Receipt) error {
 		return fmt.Errorf("strata: receipt for sequence %d while %d is pending: reconnecting", r.SequenceId, head.seqFirst)
 	}
 	p.popLocked()
+	p.mu.callbacks++
 	p.mu.Unlock()
-	p.lastAcked.Store(head.seqLast)
+	defer p.callbacksDone()
+	storeMax(&p.lastAcked, head.seqLast)
 	for i, m := range head.msgs {
 		id := messageIDFromPB(r.MessageId)
 		id.Partition = p.partition
@@ -395,18 +400,46 @@ func (p *partitionProducer) onSendError(e *clientpb.SendError) {
 	}
 	head := p.mu.pending[0]
 	p.popLocked()
+	p.mu.callbacks++
 	p.mu.Unlock()
+	defer p.callbacksDone()
 	p.failEntry(head, &ServerError{Code: e.Error, Message: e.Message})
 }
 
+// popLocked removes the head of the pending entries; the caller counts
+// itself in p.mu.callbacks while it runs their callbacks.
 func (p *partitionProducer) popLocked() {
 	p.mu.pending[0] = nil
 	p.mu.pending = p.mu.pending[1:]
-	if len(p.mu.pending) == 0 && len(p.mu.batch) == 0 {
+}
+
+// callbacksDone is called by a goroutine that counted itself in
+// p.mu.callbacks once it has run the callbacks.
+func (p *partitionProducer) callbacksDone() {
+	p.mu.Lock()
+	p.mu.callbacks--
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+}
+
+// checkDrainedLocked releases the flushes waiting for the producer to be
+// idle: nothing pending or batched, and every callback returned.
+func (p *partitionProducer) checkDrainedLocked() {
+	if len(p.mu.pending) == 0 && len(p.mu.batch) == 0 && p.mu.callbacks == 0 {
 		for _, ch := range p.mu.drained {
 			close(ch)
 		}
 		p.mu.drained = nil
+	}
+}
+
+// storeMax raises v to n.
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
 	}
 }
 
@@ -426,14 +459,12 @@ func (p *partitionProducer) fail(err error) {
 	p.mu.closed = true
 	pending, batch := p.mu.pending, p.mu.batch
 	p.mu.pending, p.mu.batch = nil, nil
-	for _, ch := range p.mu.drained {
-		close(ch)
-	}
-	p.mu.drained = nil
+	p.mu.callbacks++
 	if p.mu.cancel != nil {
 		p.mu.cancel()
 	}
 	p.mu.Unlock()
+	defer p.callbacksDone()
 	for _, pe := range pending {
 		p.failEntry(pe, err)
 	}
@@ -481,7 +512,7 @@ func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage,
 	if msg.SequenceID != nil {
 		seq = *msg.SequenceID
 	}
-	p.mu.seq = seq + 1
+	p.mu.seq = max(p.mu.seq, seq+1) // an explicit old id does not move the sequence back
 	pm := &pendingMsg{msg: msg, cb: cb, seq: seq}
 	key := msg.OrderingKey
 	if key == "" {
@@ -615,7 +646,7 @@ func kvs(m map[string]string) []*pulsarpb.KeyValue {
 func (p *partitionProducer) flush(ctx context.Context) error {
 	p.mu.Lock()
 	p.flushBatchLocked()
-	if len(p.mu.pending) == 0 {
+	if len(p.mu.pending) == 0 && p.mu.callbacks == 0 {
 		err := p.mu.err
 		p.mu.Unlock()
 		return err
@@ -648,10 +679,16 @@ func (p *partitionProducer) timeouts() {
 			expired = append(expired, p.mu.pending[0])
 			p.popLocked()
 		}
+		if len(expired) == 0 {
+			p.mu.Unlock()
+			continue
+		}
+		p.mu.callbacks++
 		p.mu.Unlock()
 		for _, pe := range expired {
 			p.failEntry(pe, fmt.Errorf("%w after %v (sequence %d)", ErrSendTimeout, p.opts.sendTimeout, pe.seqFirst))
 		}
+		p.callbacksDone()
 	}
 }
 
