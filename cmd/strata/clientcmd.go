@@ -189,6 +189,9 @@ passes first.`,
 			defer cl.Close()
 			cons, err := cl.Subscribe(ctx, args[0], sub, client.WithSubscriptionType(st), client.WithInitialPosition(initial))
 			if err != nil {
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return exitError{code: 3, msg: fmt.Sprintf("timed out after %v subscribing to %s: %v", timeout, args[0], err)}
+				}
 				return err
 			}
 			defer cons.Close()
