@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -91,20 +90,6 @@ func receivePayloads(t testing.TB, cons *client.Consumer, n int) []string {
 		out = append(out, string(m.Payload))
 	}
 	return out
-}
-
-// nothingWithin asserts that no message arrives within d.
-func nothingWithin(t testing.TB, cons *client.Consumer, d time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	m, err := cons.Receive(ctx)
-	if err == nil {
-		t.Fatalf("unexpected message %q (id %v, redeliveries %d)", m.Payload, m.ID, m.RedeliveryCount)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("receive: %v, want a timeout", err)
-	}
 }
 
 // createPartitioned creates a partitioned topic in public/default.
