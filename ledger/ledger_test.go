@@ -394,10 +394,30 @@ func TestRacingRecoverersAgree(t *testing.T) {
 					t.Fatal(err)
 				}
 				checkEntries(t, entries, 0)
+				if r.LastAddConfirmed() != ends[0] {
+					t.Fatalf("reader %d ends at %d, recoverers at %d", i, r.LastAddConfirmed(), ends[0])
+				}
 				if i == 0 {
+					// Each entry's envelope carries the ledger's cumulative
+					// payload length up to it.
+					var sum int64
+					for _, e := range entries {
+						if sum += int64(len(e.Payload)); e.Length != sum {
+							t.Fatalf("entry %d carries length %d, payloads up to it sum to %d", e.ID, e.Length, sum)
+						}
+					}
 					first = entries
-				} else if len(entries) != len(first) {
+					continue
+				}
+				if len(entries) != len(first) {
 					t.Fatalf("readers disagree on length: %d vs %d", len(entries), len(first))
+				}
+				for j := range entries {
+					a, b := entries[j], first[j]
+					if a.ID != b.ID || a.Length != b.Length || !bytes.Equal(a.Payload, b.Payload) {
+						t.Fatalf("reader %d and reader 0 disagree on entry %d: id %d/%d, length %d/%d, payload equal %v",
+							i, j, a.ID, b.ID, a.Length, b.Length, bytes.Equal(a.Payload, b.Payload))
+					}
 				}
 			}
 		})
