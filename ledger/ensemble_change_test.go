@@ -19,10 +19,10 @@ import (
 // streamWriter appends payload(0), payload(1), ... from a goroutine with at
 // most inflight adds outstanding, until stopped, recording every callback.
 type streamWriter struct {
-	w    *ledger.Writer
-	stop chan struct{}
-	done chan struct{}
-	cbs  sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	cbs      sync.WaitGroup
 
 	mu     sync.Mutex
 	pushed int64   // appends issued
@@ -30,8 +30,12 @@ type streamWriter struct {
 	errs   []error
 }
 
-func startStreamWriter(w *ledger.Writer, inflight int) *streamWriter {
-	s := &streamWriter{w: w, stop: make(chan struct{}), done: make(chan struct{})}
+// startStreamWriter starts appending to w. The appends stop at the end of
+// the test at the latest: after a failure, a writer failing every add would
+// otherwise spin on and starve the next tests.
+func startStreamWriter(t *testing.T, w *ledger.Writer, inflight int) *streamWriter {
+	s := &streamWriter{stop: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() { s.finish() })
 	sem := make(chan struct{}, inflight)
 	go func() {
 		defer close(s.done)
@@ -88,7 +92,7 @@ func (s *streamWriter) waitAcked(t *testing.T, n int64) {
 // finish stops appending and waits for every callback; it returns how many
 // appends were issued.
 func (s *streamWriter) finish() int64 {
-	close(s.stop)
+	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 	s.cbs.Wait()
 	s.mu.Lock()
@@ -145,7 +149,7 @@ func TestEnsembleChangeWithAddsInFlight(t *testing.T) {
 				}
 			}
 
-			s := startStreamWriter(w, 64)
+			s := startStreamWriter(t, w, 64)
 			s.waitAcked(t, 300)
 			// The victim stops answering (it still stores the adds), then
 			// dies with those adds in flight.
