@@ -230,7 +230,7 @@ func (b *Bookie) registration() []byte {
 	used, total, _ := b.opts.DiskUsage(b.opts.DataDir)
 	data, _ := json.Marshal(metadata.BookieRegistration{
 		ID: b.id, Addr: b.opts.AdvertisedAddr, HTTPAddr: b.HTTPAddr(),
-		ReadOnly: b.ReadOnly(), FreeBytes: total - used, TotalBytes: total,
+		ReadOnly: b.ReadOnly(), FreeBytes: total - used, TotalBytes: total, MaxEntrySize: int64(b.opts.MaxEntrySize),
 	})
 	return data
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-mq/strata/api/bookiepb"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -202,10 +203,16 @@ func (c *Client) selectBookies(ctx context.Context, n int, exclude []string) ([]
 	}
 	now := time.Now()
 	var fresh, suspect []metadata.BookieRegistration
+	need := int64(c.opts.MaxEntrySize + bookiepb.EnvelopeOverhead)
+	small := 0
 	c.mu.Lock()
 	for _, r := range regs {
 		c.mu.addrs[r.ID] = r.Addr
 		if r.ReadOnly || slices.Contains(exclude, r.ID) {
+			continue
+		}
+		if r.MaxEntrySize > 0 && r.MaxEntrySize < need {
+			small++ // it would refuse our largest entries
 			continue
 		}
 		if until, ok := c.mu.quarantine[r.ID]; ok && now.Before(until) {
@@ -219,8 +226,13 @@ func (c *Client) selectBookies(ctx context.Context, n int, exclude []string) ([]
 	rand.Shuffle(len(suspect), func(i, j int) { suspect[i], suspect[j] = suspect[j], suspect[i] })
 	cands := append(fresh, suspect...)
 	if len(cands) < n {
-		return nil, fmt.Errorf("%w: need %d, have %d writable (of %d registered, %d excluded)",
+		err := fmt.Errorf("%w: need %d, have %d writable (of %d registered, %d excluded)",
 			ErrNotEnoughBookies, n, len(cands), len(regs), len(exclude))
+		if small > 0 {
+			err = fmt.Errorf("%w; %d bookies accept entries smaller than this client's %d-byte maximum (raise their --max-entry-size or lower the broker's --max-message-size)",
+				err, small, need)
+		}
+		return nil, err
 	}
 	// Spread over racks: first one bookie per rack, then fill up.
 	var picked []string

@@ -19,6 +19,10 @@ type BookieRegistration struct {
 	ReadOnly   bool   `json:"readOnly"`
 	FreeBytes  uint64 `json:"freeBytes"`
 	TotalBytes uint64 `json:"totalBytes"`
+	// MaxEntrySize is the largest entry envelope the bookie accepts; 0
+	// when unknown. Clients place ledgers only on bookies that accept
+	// their largest entries.
+	MaxEntrySize int64 `json:"maxEntrySize,omitempty"`
 }
 
 // ListBookies returns the registrations of every live bookie.
