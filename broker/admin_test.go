@@ -91,7 +91,7 @@ func TestTopicAdminREST(t *testing.T) {
 		if st.Subscriptions["sub1"].MsgBacklog != 10 {
 			t.Fatalf("sub1 backlog %d, want 10 (%s)", st.Subscriptions["sub1"].MsgBacklog, stats)
 		}
-		r.want("GET", base+"/internalStats", "", 200, `"ledgers"`, `"cursors"`, `"markDeletePosition"`, `"lastConfirmedEntry"`, `"numberOfEntries":10`)
+		r.want("GET", base+"/internalStats", "", 200, `"ledgers"`, `"cursors"`, `"markDeletePosition"`, `"lastConfirmedEntry"`, `"numberOfEntries":10`, `"individuallyDeletedMessages":"[`)
 		r.want("POST", base+"/subscription/sub1/skip/3", "", 204)
 		checkBacklog := func(want int64) {
 			t.Helper()

@@ -247,7 +247,7 @@ type ledgerInfoJSON struct {
 type cursorJSON struct {
 	MarkDeletePosition                       string `json:"markDeletePosition"`
 	ReadPosition                             string `json:"readPosition"`
-	MessagesConsumedCounter                  int64  `json:"messagesConsumedCounter"`
+	IndividuallyDeletedMessages              string `json:"individuallyDeletedMessages"`
 	NumberOfEntriesSinceFirstNotAckedMessage int64  `json:"numberOfEntriesSinceFirstNotAckedMessage"`
 	TotalNonContiguousDeletedMessagesRange   int    `json:"totalNonContiguousDeletedMessagesRange"`
 	CursorLedger                             int64  `json:"cursorLedger"`
@@ -284,6 +284,10 @@ func (b *Broker) internalStats(ctx context.Context, w http.ResponseWriter, r *ht
 		}
 	}
 	for _, c := range ms.Cursors {
+		var acked string
+		if cur, ok := tp.ml.Cursor(c.Name); ok {
+			acked, _ = cur.AckedRangesString(maxListedAckRanges)
+		}
 		state := "Open"
 		if !c.Active {
 			state = "NoLedger"
@@ -291,9 +295,13 @@ func (b *Broker) internalStats(ctx context.Context, w http.ResponseWriter, r *ht
 		out.Cursors[c.Name] = cursorJSON{
 			MarkDeletePosition: c.MarkDelete.String(), ReadPosition: c.ReadPosition.String(),
 			NumberOfEntriesSinceFirstNotAckedMessage: c.Backlog, TotalNonContiguousDeletedMessagesRange: c.AckRanges,
-			CursorLedger: -1, State: state, Active: c.Active,
+			CursorLedger: -1, State: state, Active: c.Active, IndividuallyDeletedMessages: acked,
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// maxListedAckRanges bounds the acknowledged ranges internal stats list per
+// cursor (the count is always exact).
+const maxListedAckRanges = 1000

@@ -170,9 +170,11 @@ type LedgerInfo struct {
 // CursorStats describes one cursor (subscription) of a topic's managed
 // ledger; positions are "ledger:entry".
 type CursorStats struct {
-	MarkDeletePosition                       string `json:"markDeletePosition"`
-	ReadPosition                             string `json:"readPosition"`
-	MessagesConsumedCounter                  int64  `json:"messagesConsumedCounter"`
+	MarkDeletePosition string `json:"markDeletePosition"`
+	ReadPosition       string `json:"readPosition"`
+	// IndividuallyDeletedMessages lists the acknowledged ranges above the
+	// mark-delete position, "[(3:4..3:7],...]" (the first 1,000).
+	IndividuallyDeletedMessages              string `json:"individuallyDeletedMessages"`
 	NumberOfEntriesSinceFirstNotAckedMessage int64  `json:"numberOfEntriesSinceFirstNotAckedMessage"`
 	TotalNonContiguousDeletedMessagesRange   int    `json:"totalNonContiguousDeletedMessagesRange"`
 	CursorLedger                             int64  `json:"cursorLedger"`

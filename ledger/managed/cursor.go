@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -253,6 +254,25 @@ func (c *Cursor) AckRanges() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.mu.acked.len()
+}
+
+// AckedRangesString lists up to limit individually acknowledged ranges in
+// Pulsar's notation, "[(3:4..3:7],(4:-1..4:2]]" (open-closed intervals), and
+// reports how many were left out.
+func (c *Cursor) AckedRangesString(limit int) (string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	b.WriteByte('[')
+	rs := c.mu.acked.rs
+	for i, r := range rs[:min(len(rs), limit)] {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%d:%d..%d:%d]", r.LedgerID, r.From-1, r.LedgerID, r.To)
+	}
+	b.WriteByte(']')
+	return b.String(), max(len(rs)-limit, 0)
 }
 
 // HasMore reports whether entries remain to be read.

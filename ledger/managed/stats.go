@@ -22,7 +22,7 @@ type CursorStats struct {
 	MarkDelete   Position `json:"markDeletePosition"`
 	ReadPosition Position `json:"readPosition"`
 	AckRanges    int      `json:"individuallyDeletedMessageRanges"`
-	Backlog      int64    `json:"messagesConsumedCounter"`
+	Backlog      int64    `json:"backlog"`
 	Active       bool     `json:"active"`
 }
 
