@@ -39,7 +39,9 @@ type Options struct {
 	// (with 64 KiB entries 4 MiB groups reached 208 MB/s against 148 MB/s
 	// for 512 KiB on the reference machine).
 	GroupBytes int
-	// MaxEntrySize is the largest accepted entry envelope; default 5 MiB + 64 KiB.
+	// MaxEntrySize is the largest accepted entry envelope; default 5 MiB +
+	// 128 KiB: a broker with the default 5 MiB message limit sends entries of
+	// up to 5 MiB + 64 KiB of payload plus the envelope.
 	MaxEntrySize int
 	// ValueThreshold: entries larger than this are kept in Badger's value log
 	// rather than the LSM tree; default 256 bytes, so that the LSM holds
@@ -108,7 +110,7 @@ func (o *Options) EnsureDefaults() {
 		o.GroupBytes = 4 << 20
 	}
 	if o.MaxEntrySize <= 0 {
-		o.MaxEntrySize = 5<<20 + 64<<10
+		o.MaxEntrySize = 5<<20 + 128<<10
 	}
 	if o.ValueLogFileSize <= 0 {
 		o.ValueLogFileSize = 32 << 20

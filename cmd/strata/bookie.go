@@ -65,7 +65,7 @@ and refuses to start on a data directory that does not match its cookie.`,
 	f.Float64Var(&o.DiskUsageLowWater, "disk-usage-lwm", 0.90, "turn writable again below this used fraction")
 	f.DurationVar(&o.GCInterval, "gc-interval", 5*time.Minute, "how often ledgers deleted from metadata are removed")
 	f.DurationVar(&o.GroupWait, "journal-group-wait", 0, "extra wait to grow a group commit when the queue runs dry (0: commit at once)")
-	f.IntVar(&o.MaxEntrySize, "max-entry-size", 5<<20+64<<10, "largest entry accepted, in bytes (at least the brokers' --max-message-size + 128 KiB)")
+	f.IntVar(&o.MaxEntrySize, "max-entry-size", 5<<20+128<<10, "largest entry accepted, in bytes (at least the brokers' --max-message-size + 128 KiB)")
 	f.Int64Var(&o.ValueLogFileSize, "value-log-file-size", 32<<20, "size in bytes at which the entry log starts a new file (smaller files sync faster)")
 	return cmd
 }

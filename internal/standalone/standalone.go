@@ -80,7 +80,7 @@ func Start(ctx context.Context, o Options) (s *Standalone, err error) {
 		ListenAddr: or(o.BookieAddr, "127.0.0.1:3181"), DataDir: filepath.Join(o.DataDir, "bookie"),
 		Metadata: s.Store, Logger: o.Logger, SessionTTL: bo.SessionTTL,
 		// Room for the broker's largest entry (message, metadata, envelope).
-		MaxEntrySize: max(5<<20+64<<10, bo.MaxMessageSize+128<<10),
+		MaxEntrySize: max(5<<20+128<<10, bo.MaxMessageSize+128<<10),
 	}); err != nil {
 		return s, err
 	}
