@@ -471,15 +471,7 @@ func (b *Broker) forward(ctx context.Context, r *http.Request, method, target st
 	if h := r.Header.Get("Authorization"); h != "" {
 		req.Header.Set("Authorization", h)
 	}
-	return b.httpClient().Do(req)
-}
-
-func (b *Broker) httpClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if b.opts.TLS != nil {
-		tr.TLSClientConfig = b.opts.TLS.Clone()
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return b.adminHTTP().Do(req)
 }
 
 func (b *Broker) listSubscriptions(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {

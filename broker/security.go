@@ -100,7 +100,9 @@ func (b *Broker) roleHTTP(r *http.Request) (string, error) {
 // requireClientCert guards every HTTP path except the probes when the TLS
 // configuration demands client certificates (probes carry none).
 func (b *Broker) requireClientCert(next http.Handler) http.Handler {
-	if b.opts.TLS == nil || b.opts.TLS.ClientAuth < tls.VerifyClientCertIfGiven {
+	// Only a broker that requires client certificates enforces them on
+	// HTTP; with VerifyClientCertIfGiven a certificate is optional there too.
+	if b.opts.TLS == nil || (b.opts.TLS.ClientAuth != tls.RequireAndVerifyClientCert && b.opts.TLS.ClientAuth != tls.RequireAnyClientCert) {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
