@@ -481,7 +481,9 @@ func (b *Broker) listSubscriptions(ctx context.Context, w http.ResponseWriter, r
 	}
 	names := []string{}
 	for _, c := range tp.ml.Cursors() {
-		names = append(names, c.Name())
+		if !isSystemCursor(c.Name()) {
+			names = append(names, c.Name())
+		}
 	}
 	slices.Sort(names)
 	writeJSON(w, http.StatusOK, names)

@@ -113,6 +113,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		var backlog int64
 		for _, cs := range st.Cursors {
+			if isSystemCursor(cs.Name) {
+				continue
+			}
 			backlog += cs.Backlog
 			gauge(descSubBacklog, float64(cs.Backlog), cs.Name)
 		}
