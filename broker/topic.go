@@ -119,6 +119,17 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 	if err != nil {
 		return nil, err
 	}
+	if name.IsPartition() {
+		// A partition at or above its partitioned topic's count names no
+		// topic (Pulsar: topic not found); a name merely shaped like a
+		// partition, without partitioned metadata, is an ordinary topic.
+		parent := name.PartitionedParent()
+		if pm, err := b.cfg.GetPartitionedTopic(ctx, parent); err == nil && name.PartitionIndex() >= pm.Partitions {
+			return nil, fmt.Errorf("%w: %s has %d partitions, so %s does not exist", ErrTopicNotFound, parent, pm.Partitions, name)
+		} else if err != nil && !errors.Is(err, tenants.ErrNotFound) {
+			return nil, err
+		}
+	}
 	if !name.IsPartition() {
 		if pm, err := b.cfg.GetPartitionedTopic(ctx, name); err == nil && pm.Partitions > 0 {
 			return nil, fmt.Errorf("%w: %s is a partitioned topic with %d partitions; use its partitions (%s) or a partition-aware client",
