@@ -163,8 +163,9 @@ func (s *Subscription) addConsumer(c *Consumer, typ clientpb.SubscriptionType) e
 
 // electLocked picks the active consumer of an Exclusive/Failover
 // subscription: consumers sorted by priority level then name; partition i
-// goes to the (i mod n)-th. A change hands every unacknowledged entry to
-// the new active consumer.
+// goes to the (i mod n)-th of the n consumers at the highest priority
+// level. A change hands every unacknowledged entry to the new active
+// consumer.
 func (s *Subscription) electLocked() {
 	var next *Consumer
 	if n := len(s.mu.consumers); n > 0 {
@@ -175,9 +176,15 @@ func (s *Subscription) electLocked() {
 			}
 			return sorted[i].name < sorted[j].name
 		})
+		// Only the consumers of the highest priority (lowest level) share
+		// the partitions; the others stand by.
+		top := 1
+		for top < n && sorted[top].priority == sorted[0].priority {
+			top++
+		}
 		idx := 0
 		if p := s.t.partition; p > 0 {
-			idx = int(p) % n
+			idx = int(p) % top
 		}
 		next = sorted[idx]
 	}
