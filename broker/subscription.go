@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sort"
 	"sync"
@@ -447,12 +446,6 @@ func (s *Subscription) redeliverLocked(p managed.Position) {
 		s.redelivered.add(1, 0)
 		s.addReplayLocked(replayItem{pos: p, key: d.key, hasKey: d.hasKey})
 	}
-}
-
-func keyHash(key string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return h.Sum32()
 }
 
 // rebuildRingLocked places every consumer on the hash ring (100 points each).
