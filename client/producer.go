@@ -172,12 +172,54 @@ type partitionProducer struct {
 		batchKey   string
 		timer      *time.Timer
 		pending    []*pendingEntry
-		stream     clientpb.Broker_ProduceClient
-		cancel     context.CancelFunc
+		conn       *produceConn // the connected stream, nil while reconnecting
 		closed     bool
 		err        error           // fatal
 		drained    []chan struct{} // flushes waiting for nothing to be pending
 		callbacks  int             // goroutines running callbacks of popped entries
+	}
+}
+
+// produceConn is one produce stream and the entries waiting to be written
+// to it. Its own goroutine writes them in order, so no stream write ever
+// happens under the producer's mutex, which the receive loop needs for
+// every receipt (a write blocked on flow control while the broker ends the
+// stream would otherwise stop both).
+type produceConn struct {
+	stream clientpb.Broker_ProduceClient
+	ctx    context.Context
+	cancel context.CancelFunc
+	queue  []*pendingEntry // guarded by the producer's mu
+	wake   chan struct{}
+}
+
+func (pc *produceConn) signal() {
+	select {
+	case pc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop writes the queued entries until the stream ends; a failed write
+// ends the stream, and the receive loop reconnects and resends.
+func (p *partitionProducer) sendLoop(pc *produceConn) {
+	for {
+		select {
+		case <-pc.wake:
+		case <-pc.ctx.Done():
+			return
+		}
+		p.mu.Lock()
+		q := pc.queue
+		pc.queue = nil
+		p.mu.Unlock()
+		for _, pe := range q {
+			if err := pc.stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
+				SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(pe.msgs)), Entry: pe.entry}}}); err != nil {
+				pc.cancel()
+				return
+			}
+		}
 	}
 }
 
@@ -250,7 +292,10 @@ func (p *partitionProducer) run() {
 		}
 		e, retryable := brokerError(err)
 		p.mu.Lock()
-		p.mu.stream = nil
+		if pc := p.mu.conn; pc != nil {
+			pc.cancel() // stops its send loop
+			p.mu.conn = nil
+		}
 		closed := p.mu.closed
 		p.mu.Unlock()
 		if closed {
@@ -333,14 +378,12 @@ func (p *partitionProducer) connect() (clientpb.Broker_ProduceClient, error) {
 	// for this producer name: continue after it.
 	p.mu.seq = max(p.mu.seq, opened.LastSequenceId+1)
 	storeMax(&p.lastAcked, opened.LastSequenceId)
-	for _, pe := range p.mu.pending {
-		if err := stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
-			SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(pe.msgs)), Entry: pe.entry}}}); err != nil {
-			scancel()
-			return nil, err
-		}
-	}
-	p.mu.stream, p.mu.cancel = stream, scancel
+	// Every pending entry is resent first, in order.
+	pc := &produceConn{stream: stream, ctx: sctx, cancel: scancel, wake: make(chan struct{}, 1),
+		queue: append([]*pendingEntry(nil), p.mu.pending...)}
+	p.mu.conn = pc
+	go p.sendLoop(pc)
+	pc.signal()
 	return stream, nil
 }
 
@@ -460,8 +503,8 @@ func (p *partitionProducer) fail(err error) {
 	pending, batch := p.mu.pending, p.mu.batch
 	p.mu.pending, p.mu.batch = nil, nil
 	p.mu.callbacks++
-	if p.mu.cancel != nil {
-		p.mu.cancel()
+	if pc := p.mu.conn; pc != nil {
+		pc.cancel()
 	}
 	p.mu.Unlock()
 	defer p.callbacksDone()
@@ -570,11 +613,9 @@ func (p *partitionProducer) enqueueLocked(msgs []*pendingMsg, batch bool) {
 	}
 	pe := &pendingEntry{seqFirst: msgs[0].seq, seqLast: msgs[len(msgs)-1].seq, entry: entry, msgs: msgs, batch: batch, sentAt: time.Now()}
 	p.mu.pending = append(p.mu.pending, pe)
-	if s := p.mu.stream; s != nil {
-		if err := s.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
-			SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(msgs)), Entry: entry}}}); err != nil {
-			p.mu.cancel() // the receive loop reconnects and resends
-		}
+	if pc := p.mu.conn; pc != nil {
+		pc.queue = append(pc.queue, pe)
+		pc.signal()
 	}
 }
 
