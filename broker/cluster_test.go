@@ -219,3 +219,13 @@ func TestConsumerResumesAfterBookieOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterTopicUnloadedMidStream: an admin unload (how load balancing
+// moves a topic) closes the partition under a live producer and consumer.
+func TestClusterTopicUnloadedMidStream(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 2})
+	failoverRun(t, c, "unload", func() {
+		r := rest{t, c.Broker(0).B.HTTPURL()}
+		r.want("PUT", "/admin/v2/persistent/public/default/unload-partition-0/unload", "", 204)
+	})
+}
