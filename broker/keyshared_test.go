@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,12 +16,18 @@ import (
 // TestKeySharedStableMembership: while the same three consumers stay
 // connected, every message of a key goes to one and the same consumer,
 // each message exactly once and in order, and the keys spread over the
-// consumers.
+// consumers. Keys are random-looking (similar keys such as "k0".."k29"
+// cluster on the ring: TestKeySharedRingSpreadsSimilarKeys).
 func TestKeySharedStableMembership(t *testing.T) {
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
 	cl := newClient(t, c)
 	ctx := ctxT(t, 2*time.Minute)
-	const keys, perKey, consumers = 30, 50, 3
+	const keys, perKey, consumers = 100, 20, 3
+	rnd := rand.New(rand.NewPCG(7, 8))
+	names := make([]string, keys)
+	for k := range names {
+		names[k] = fmt.Sprintf("%016x", rnd.Uint64())
+	}
 	var cons []*client.Consumer
 	for i := 0; i < consumers; i++ {
 		cs, err := cl.Subscribe(ctx, "ks-stable", "s", client.WithSubscriptionType(client.KeyShared), client.WithReceiverQueueSize(20))
@@ -35,7 +42,7 @@ func TestKeySharedStableMembership(t *testing.T) {
 	}
 	for seq := 0; seq < perKey; seq++ {
 		for k := 0; k < keys; k++ {
-			p.SendAsync(ctx, &client.ProducerMessage{Key: fmt.Sprintf("k%d", k), Payload: []byte(strconv.Itoa(seq))}, func(_ client.MessageID, _ *client.ProducerMessage, err error) {
+			p.SendAsync(ctx, &client.ProducerMessage{Key: names[k], Payload: []byte(strconv.Itoa(seq))}, func(_ client.MessageID, _ *client.ProducerMessage, err error) {
 				if err != nil {
 					t.Errorf("send: %v", err)
 				}
@@ -85,8 +92,7 @@ func TestKeySharedStableMembership(t *testing.T) {
 		t.Fatalf("received %d messages, want %d", total, keys*perKey)
 	}
 	used := 0
-	for k := 0; k < keys; k++ {
-		key := fmt.Sprintf("k%d", k)
+	for _, key := range names {
 		if len(owner[key]) != 1 {
 			t.Errorf("key %s delivered to consumers %v, want exactly one", key, owner[key])
 		}
