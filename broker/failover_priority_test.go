@@ -186,8 +186,6 @@ func TestFailoverPartitionAssignment(t *testing.T) {
 // consumers are connected: Pulsar spreads partitions over the consumers
 // of the highest priority level only.
 func TestFailoverPartitionAssignmentIgnoresLowerLevels(t *testing.T) {
-	t.Skip("product bug: Subscription.electLocked (broker/consumer.go) spreads partitions over every consumer, " +
-		"so the priority-1 consumer \"a\" gets partition 2; remove this skip with the fix")
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 2})
 	ctx := ctxT(t, time.Minute)
 	st := tenants.NewStore(c.Store, tenants.StoreOptions{LocalCluster: testcluster.ClusterName})

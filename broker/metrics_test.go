@@ -180,8 +180,6 @@ func TestTopicMetrics(t *testing.T) {
 // snapshot cursor is no subscription: it shows in no subscription series,
 // in no backlog and in no subscription list.
 func TestMetricsHideSystemCursors(t *testing.T) {
-	t.Skip("product bug: metrics.Collect (broker/metrics.go) and listSubscriptions (broker/admin.go) include the " +
-		"pulsar.dedup cursor: a subscription_back_log series, pulsar_msg_backlog 5 instead of 0, and [\"a\",\"pulsar.dedup\"]; remove this skip with the fix")
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1, BrokerOptions: func(i int, o *broker.Options) {
 		o.DeduplicationEnabled = true
 	}})

@@ -14,9 +14,6 @@ import (
 // pending while its topic is unloaded 20 times in 2 s gets every send
 // acknowledged, none failed, soon after the unloads stop.
 func TestProducerSurvivesRepeatedUnloads(t *testing.T) {
-	t.Skip("product bug: the SDK producer (client/producer.go) calls stream.Send while holding p.mu (enqueueLocked, " +
-		"and connect's resend loop) and its receive loop needs p.mu for every receipt; when the broker ends the stream " +
-		"(an unload) while a Send waits for flow control, neither side moves again (about 1 run in 4); remove this skip with the fix")
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
 	cl, err := client.New(c.ServiceURL(), client.WithLogger(c.Log), client.WithOperationTimeout(30*time.Second))
 	if err != nil {

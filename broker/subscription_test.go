@@ -437,7 +437,6 @@ func TestPartitionedTopic(t *testing.T) {
 // topic's count names no topic: Pulsar answers topic not found
 // (BrokerService.getTopic) rather than creating a stray topic.
 func TestPartitionBeyondCount(t *testing.T) {
-	t.Skip("product bug: loadTopic (broker/topic.go) creates parts-partition-9 of a 4-partition topic; remove this skip with the fix")
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
 	ctx := ctxT(t, time.Minute)
 	st := tenants.NewStore(c.Store, tenants.StoreOptions{LocalCluster: testcluster.ClusterName})

@@ -244,8 +244,6 @@ func TestTLSRequireClientCert(t *testing.T) {
 // does not own), trusting the CA of --tls-trust-certs-file and presenting
 // its own certificate.
 func TestTLSBrokerToBrokerAdmin(t *testing.T) {
-	t.Skip("product bug: Broker.httpClient (broker/admin.go) clones the server TLS config, which has no RootCAs, " +
-		"so forwarding to another broker fails with x509: certificate signed by unknown authority; remove this skip with the fix")
 	pki := newTestPKI(t)
 	cfg := pki.brokerTLS(t, true)
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 2, BrokerOptions: func(i int, o *broker.Options) { o.TLS = cfg }})
@@ -316,8 +314,6 @@ func TestTLSClientCertOptional(t *testing.T) {
 // TestTLSClientCertOptionalHTTP: with client certificates optional, the
 // admin API answers a client without one, as gRPC does.
 func TestTLSClientCertOptionalHTTP(t *testing.T) {
-	t.Skip("product bug: Broker.requireClientCert (broker/security.go) demands a certificate from ClientAuth " +
-		"VerifyClientCertIfGiven on, so HTTP answers 401 where gRPC accepts; remove this skip with the fix")
 	pki := newTestPKI(t)
 	cfg := pki.brokerTLS(t, false)
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1, BrokerOptions: func(i int, o *broker.Options) { o.TLS = cfg }})
