@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"io"
 
 	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/api/pulsarpb"
@@ -240,6 +241,9 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 				return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "unexpected command %T on a consume stream", req.Cmd)
 			}
 		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil // the client closed: every request before it is handled
+			}
 			return err
 		case err := <-sendErr:
 			return err

@@ -131,3 +131,41 @@ func TestAckCumulativeExclusiveAndFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestAcksBeforeCloseReachBroker: acknowledgements sent (without waiting
+// for a response) just before Close are all applied: Close lets the broker
+// finish the stream instead of cutting it, so a new consumer of the
+// subscription gets only the messages that were never acknowledged.
+func TestAcksBeforeCloseReachBroker(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	cl := newClient(t, c)
+	const n, acked = 200, 150
+	for round := range 5 {
+		topic := uniqueTopic(t, fmt.Sprintf("ackclose%d", round))
+		p := newProducer(t, cl, topic, client.WithoutBatching())
+		cons := subscribe(t, cl, topic, "s", client.WithSubscriptionType(client.Shared), client.WithReceiverQueueSize(n))
+		for i := range n {
+			send(t, p, fmt.Sprintf("m%03d", i))
+		}
+		for i := range acked {
+			m := receive(t, cons, 30*time.Second)
+			if want := fmt.Sprintf("m%03d", i); string(m.Payload) != want {
+				t.Fatalf("round %d: received %q, want %q", round, m.Payload, want)
+			}
+			if err := cons.Ack(m); err != nil {
+				t.Fatalf("ack %q: %v", m.Payload, err)
+			}
+		}
+		cons.Close()
+		cons2 := subscribe(t, cl, topic, "s", client.WithSubscriptionType(client.Shared))
+		for i := acked; i < n; i++ {
+			m := receive(t, cons2, 30*time.Second)
+			if want := fmt.Sprintf("m%03d", i); string(m.Payload) != want {
+				t.Fatalf("round %d: after close the new consumer received %q (redeliveries %d), want %q: an acknowledgement sent before Close was lost",
+					round, m.Payload, m.RedeliveryCount, want)
+			}
+		}
+		cons2.Close()
+		p.Close()
+	}
+}

@@ -274,6 +274,7 @@ type partitionConsumer struct {
 	queue     *msgQueue
 	ready     chan struct{}
 	done      chan struct{}
+	exited    chan struct{} // closed when run returns
 
 	mu struct {
 		sync.Mutex
@@ -295,7 +296,7 @@ type partitionConsumer struct {
 }
 
 func newPartitionConsumer(c *Client, topic string, partition int32, q *msgQueue, cfg partitionConsumerConfig) *partitionConsumer {
-	pc := &partitionConsumer{c: c, topic: topic, partition: partition, cfg: cfg, queue: q, ready: make(chan struct{}), done: make(chan struct{})}
+	pc := &partitionConsumer{c: c, topic: topic, partition: partition, cfg: cfg, queue: q, ready: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
 	pc.mu.waiting = make(map[uint64]chan error)
 	pc.mu.batches = make(map[[2]int64][]bool)
 	pc.mu.nacks = make(map[[2]int64]time.Time)
@@ -317,6 +318,7 @@ func (pc *partitionConsumer) waitReady(ctx context.Context) error {
 }
 
 func (pc *partitionConsumer) run() {
+	defer close(pc.exited)
 	b := newBackoff()
 	first := true
 	var deadline time.Time
@@ -756,9 +758,18 @@ func (pc *partitionConsumer) close() {
 	s, cancel := pc.mu.stream, pc.mu.cancel
 	pc.mu.Unlock()
 	if s != nil {
+		// End the stream from this side and let the broker finish it, so
+		// that every acknowledgement sent before reaches the broker;
+		// cancelling at once could drop acknowledgements still in flight.
 		pc.sendMu.Lock()
 		s.CloseSend()
 		pc.sendMu.Unlock()
+		t := time.NewTimer(pc.c.opts.operationTimeout)
+		select {
+		case <-pc.exited:
+		case <-t.C:
+		}
+		t.Stop()
 		cancel()
 	}
 	select {
