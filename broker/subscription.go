@@ -47,12 +47,15 @@ type Subscription struct {
 
 	mu struct {
 		sync.Mutex
-		subType      clientpb.SubscriptionType
-		typeSet      bool
-		consumers    []*Consumer
-		active       *Consumer
-		pending      map[managed.Position]*delivery
-		replay       []replayItem // sorted by position
+		subType   clientpb.SubscriptionType
+		typeSet   bool
+		consumers []*Consumer
+		active    *Consumer
+		pending   map[managed.Position]*delivery
+		replay    []replayItem // sorted by position
+		// reordered counts insertions into replay ahead of its last
+		// entry (redeliveries), which make a snapshot of replay stale.
+		reordered    uint64
 		replayKeys   map[uint32]int
 		redeliveries map[managed.Position]uint32
 		flights      map[uint32]*keyFlight
@@ -225,9 +228,10 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 	s.mu.Lock()
 	replay := append([]replayItem(nil), s.mu.replay[:min(len(s.mu.replay), batch)]...)
 	replayFull := len(s.mu.replay) >= maxReplay
+	reordered := s.mu.reordered
 	s.mu.Unlock()
 	if len(replay) > 0 {
-		if s.dispatchReplay(ctx, replay) {
+		if s.dispatchReplay(ctx, replay, reordered) {
 			return true, false
 		}
 	}
@@ -289,8 +293,10 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 // dispatchReplay sends entries waiting for (re)delivery, oldest first. It
 // stops at the first entry it cannot send — except on Key_Shared, where only
 // later entries of the same key must wait — so that permits arriving midway
-// never let a later entry overtake an earlier one.
-func (s *Subscription) dispatchReplay(ctx context.Context, items []replayItem) bool {
+// never let a later entry overtake an earlier one. It also stops when an
+// entry was put back ahead of the snapshot (a consumer left or asked for
+// redelivery meanwhile): that entry goes first, on the next round.
+func (s *Subscription) dispatchReplay(ctx context.Context, items []replayItem, reordered uint64) bool {
 	sent := false
 	held := map[uint32]bool{}
 	for _, it := range items {
@@ -313,6 +319,10 @@ func (s *Subscription) dispatchReplay(ctx context.Context, items []replayItem) b
 		}
 		md, err := pulsarpb.DecodeMetadata(es[0].Data)
 		s.mu.Lock()
+		if s.mu.reordered != reordered {
+			s.mu.Unlock()
+			return true // progress of a kind: dispatch again from the new head
+		}
 		if s.mu.closed || !s.inReplayLocked(it.pos) {
 			s.mu.Unlock()
 			continue
@@ -395,6 +405,9 @@ func (s *Subscription) addReplayLocked(it replayItem) {
 	i := sort.Search(len(s.mu.replay), func(i int) bool { return !s.mu.replay[i].pos.Less(it.pos) })
 	if i < len(s.mu.replay) && s.mu.replay[i].pos == it.pos {
 		return
+	}
+	if i < len(s.mu.replay) {
+		s.mu.reordered++
 	}
 	s.mu.replay = append(s.mu.replay, replayItem{})
 	copy(s.mu.replay[i+1:], s.mu.replay[i:])
