@@ -133,6 +133,9 @@ func TestSubscriptionTypes(t *testing.T) {
 					if err != nil {
 						return
 					}
+					// Work that takes a while: a consumer whose goroutine
+					// is descheduled for a few milliseconds still gets its share.
+					time.Sleep(2 * time.Millisecond)
 					cons[i].Ack(m)
 					mu.Lock()
 					seen[string(m.Payload)]++
