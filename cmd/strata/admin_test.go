@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -19,7 +20,17 @@ import (
 	"github.com/strata-mq/strata/tenants/auth"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+// runMainEnv makes the test binary run as the strata binary (tests start
+// it as a process to send it signals).
+const runMainEnv = "STRATA_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	testutil.Main(m)
+}
 
 // jsonOut decodes a command's JSON output into a value of type T.
 func jsonOut[T any](t *testing.T, out string) T {
