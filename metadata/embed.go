@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // EmbedConfig configures an embedded single-node etcd.
@@ -34,6 +36,7 @@ type EmbedConfig struct {
 type Embedded struct {
 	e         *embed.Etcd
 	endpoints []string
+	logLevel  zap.AtomicLevel
 }
 
 // StartEmbedded starts a single-node etcd and waits until it serves.
@@ -64,7 +67,21 @@ func StartEmbedded(cfg EmbedConfig) (*Embedded, error) {
 	ec.ListenPeerUrls = []url.URL{*peerURL}
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = ec.InitialClusterFromName(name)
-	ec.LogLevel = orDefault(cfg.LogLevel, "error")
+	// etcd logs through a logger whose level Close can raise: stopping
+	// its listeners makes etcd log each one as a serving failure.
+	level, err := zap.ParseAtomicLevel(orDefault(cfg.LogLevel, "error"))
+	if err != nil {
+		return nil, fmt.Errorf("metadata: etcd log level: %w", err)
+	}
+	lcfg := zap.NewProductionConfig()
+	lcfg.Level = level
+	lcfg.Sampling = nil
+	lcfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	lg, err := lcfg.Build()
+	if err != nil {
+		return nil, fmt.Errorf("metadata: etcd logger: %w", err)
+	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
 	// Keep a day of history for watchers; compacting bounds the db size.
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
@@ -88,7 +105,7 @@ func StartEmbedded(cfg EmbedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("metadata: embedded etcd not ready after %v", timeout)
 	}
-	em := &Embedded{e: e}
+	em := &Embedded{e: e, logLevel: level}
 	for _, l := range e.Clients {
 		em.endpoints = append(em.endpoints, l.Addr().String())
 	}
@@ -101,8 +118,12 @@ func (e *Embedded) Endpoints() []string { return e.endpoints }
 // Err reports a fatal server error after start.
 func (e *Embedded) Err() <-chan error { return e.e.Err() }
 
-// Close stops the server.
-func (e *Embedded) Close() { e.e.Close() }
+// Close stops the server. etcd's complaints about its own listeners
+// closing are not logged.
+func (e *Embedded) Close() {
+	e.logLevel.SetLevel(zapcore.FatalLevel)
+	e.e.Close()
+}
 
 func orDefault(s, def string) string {
 	if s == "" {
