@@ -55,5 +55,13 @@ func (b *Broker) httpHandler() http.Handler {
 	}
 	mux.Handle("/admin/", admin)
 	mux.Handle("/lookup/", topics)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Refuse, rather than redirect to the cleaned path (another
+		// resource), "a//b", "." and ".." paths.
+		if err := tenants.CheckPath(r); err != nil {
+			writeErr(w, err)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }

@@ -114,6 +114,10 @@ func NewAdminHandler(opts AdminOptions) (http.Handler, error) {
 // ServeHTTP routes to the matching admin route, else to Fallback or a JSON
 // 404/405.
 func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := CheckPath(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		if h.opts.Fallback != nil {
 			h.opts.Fallback.ServeHTTP(w, r)
@@ -123,6 +127,30 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// CheckPath refuses (ErrInvalid) a request path with an empty segment
+// ("a//b"), or a "." or ".." segment, a trailing slash apart. An
+// http.ServeMux answers such a path with a redirect to its cleaned form,
+// which names another resource: DELETE .../{topic}/subscription/.. would
+// become DELETE .../{topic}, and PUT /tenants//x would create tenant x.
+// A name that really is "." or ".." must be escaped (%2E) and is then
+// refused by name validation.
+func CheckPath(r *http.Request) error {
+	if r.Method == http.MethodConnect {
+		return nil
+	}
+	p := r.URL.EscapedPath()
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, s := range segs {
+		switch {
+		case s == "" && i < len(segs)-1:
+			return errorf(ErrInvalid, "path %q has an empty segment (a name is missing)", p)
+		case s == "." || s == "..":
+			return errorf(ErrInvalid, "path %q has a %q segment; \".\" and \"..\" are not valid names", p, s)
+		}
+	}
+	return nil
 }
 
 // route registers fn for "METHOD /admin/v2/path".
