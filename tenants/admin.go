@@ -243,7 +243,9 @@ func (c *call) namespace() naming.Namespace {
 }
 
 // decode reads a JSON body into v, rejecting unknown fields and trailing
-// data. With optional set, an empty body leaves v unchanged.
+// data. With optional set, an empty body (or JSON null) leaves v unchanged;
+// otherwise null is refused: decoded, it would silently set a zero value
+// (a TTL of 0, a tenant without admins).
 func (c *call) decode(v any, optional bool) error {
 	body := http.MaxBytesReader(nil, c.r.Body, c.h.opts.MaxBodyBytes)
 	data, err := io.ReadAll(body)
@@ -254,11 +256,17 @@ func (c *call) decode(v any, optional bool) error {
 		}
 		return errorf(ErrInvalid, "reading request body: %v", err)
 	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	switch strings.TrimSpace(string(data)) {
+	case "":
 		if optional {
 			return nil
 		}
 		return errorf(ErrInvalid, "request body is required")
+	case "null":
+		if optional {
+			return nil
+		}
+		return errorf(ErrInvalid, "request body is null; a value is required (DELETE removes a policy)")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
