@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -501,16 +502,34 @@ type messageIDBody struct {
 	Properties     map[string]string `json:"properties,omitempty"`
 }
 
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// anything after the value; what names the value in the 400 reason.
+func decodeStrict(body []byte, v any, what string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return httpErr(http.StatusBadRequest, "malformed %s: %v", what, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return httpErr(http.StatusBadRequest, "malformed %s: unexpected data after the JSON value", what)
+	}
+	return nil
+}
+
+// isNull reports whether a body is JSON null, which decodes as the zero
+// value: it is no message id, and no valid policy value.
+func isNull(body []byte) bool { return strings.TrimSpace(string(body)) == "null" }
+
+// readMessageID reads an optional message id body; nil when the body is
+// empty or null.
 func readMessageID(r *http.Request) (*messageIDBody, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
-	if err != nil || len(strings.TrimSpace(string(body))) == 0 {
+	if err != nil || len(strings.TrimSpace(string(body))) == 0 || isNull(body) {
 		return nil, err
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
 	id := messageIDBody{BatchIndex: -1, PartitionIndex: -1}
-	if err := dec.Decode(&id); err != nil {
-		return nil, httpErr(http.StatusBadRequest, "malformed message id: %v", err)
+	if err := decodeStrict(body, &id, "message id"); err != nil {
+		return nil, err
 	}
 	if id.LedgerID < -1 || id.EntryID < -1 {
 		return nil, httpErr(http.StatusBadRequest, "invalid message id %d:%d", id.LedgerID, id.EntryID)
@@ -831,15 +850,21 @@ func (b *Broker) grantTopicPermission(ctx context.Context, w http.ResponseWriter
 	if err := tenants.ValidateRole(role); err != nil {
 		return err
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) == 0 || isNull(body) {
+		return httpErr(http.StatusBadRequest, "body must be a JSON list of actions, e.g. [\"produce\",\"consume\"]")
+	}
 	var actions []tenants.AuthAction
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
-	if err := dec.Decode(&actions); err != nil {
-		return httpErr(http.StatusBadRequest, "body must be a JSON list of actions: %v", err)
+	if err := decodeStrict(body, &actions, "list of actions"); err != nil {
+		return err
 	}
 	if err := tenants.ValidateActions(actions); err != nil {
 		return err
 	}
-	_, err := b.cfg.UpdatePolicies(ctx, t.NamespaceName(), func(p *tenants.Policies) error {
+	_, err = b.cfg.UpdatePolicies(ctx, t.NamespaceName(), func(p *tenants.Policies) error {
 		if p.AuthPolicies.DestinationAuth == nil {
 			p.AuthPolicies.DestinationAuth = map[string]map[string][]tenants.AuthAction{}
 		}

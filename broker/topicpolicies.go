@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -85,12 +84,10 @@ func readPolicyValue[T any](r *http.Request, path string) (T, error) {
 		}
 		body = []byte(q)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return v, httpErr(http.StatusBadRequest, "malformed value: %v", err)
+	if isNull(body) {
+		return v, httpErr(http.StatusBadRequest, "a value is required, got null (DELETE removes the policy)")
 	}
-	return v, nil
+	return v, decodeStrict(body, &v, "value")
 }
 
 // policies returns the topic's effective policies: its namespace's with
