@@ -273,7 +273,8 @@ func (c *call) decode(v any, optional bool) error {
 	if err := dec.Decode(v); err != nil {
 		return errorf(ErrInvalid, "malformed JSON body: %s", jsonErrMsg(err))
 	}
-	if dec.More() {
+	// Token, not More: More misses a stray ']' or '}' after the value.
+	if _, err := dec.Token(); err != io.EOF {
 		return errorf(ErrInvalid, "malformed JSON body: unexpected data after the JSON value")
 	}
 	return nil
