@@ -539,8 +539,8 @@ func readMessageID(r *http.Request) (*messageIDBody, error) {
 
 func (b *Broker) createSubscription(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {
 	name := r.PathValue("sub")
-	if name == "" || strings.ContainsAny(name, "/\x00") {
-		return httpErr(http.StatusBadRequest, "invalid subscription name %q", name)
+	if err := tenants.ValidateSubscription(name); err != nil {
+		return err
 	}
 	id, err := readMessageID(r)
 	if err != nil {

@@ -233,11 +233,14 @@ func (h *adminHandler) permissionRoutes() {
 		return p.AuthPolicies.SubscriptionAuthRoles, nil
 	})
 	h.route(http.MethodPost, nsPath+"/permissions/subscription/{subscription}", tenantAdmin, func(c *call) (any, error) {
+		sub := c.r.PathValue("subscription")
+		if err := ValidateSubscription(sub); err != nil {
+			return nil, err
+		}
 		var roles []string
 		if err := c.decode(&roles, false); err != nil {
 			return nil, err
 		}
-		sub := c.r.PathValue("subscription")
 		return c.update(func(p *Policies) error {
 			p.AuthPolicies.SubscriptionAuthRoles[sub] = slices.Clone(roles)
 			return nil

@@ -167,6 +167,33 @@ func ValidateRole(role string) error {
 	return nil
 }
 
+// MaxSubscriptionLength is the longest subscription name accepted, in bytes.
+const MaxSubscriptionLength = 1024
+
+// ValidateSubscription checks a subscription name: non-empty, at most
+// MaxSubscriptionLength bytes, not "." or "..", no '/' (it would nest the
+// cursor's metadata key) and no control characters. Any other character,
+// non-ASCII included, is allowed, as in Pulsar.
+func ValidateSubscription(name string) error {
+	switch {
+	case name == "":
+		return errorf(ErrInvalid, "subscription name is empty")
+	case len(name) > MaxSubscriptionLength:
+		return errorf(ErrInvalid, "subscription name %.32q... is longer than %d bytes", name, MaxSubscriptionLength)
+	case name == "." || name == "..":
+		return errorf(ErrInvalid, "subscription name %q is reserved", name)
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '/':
+			return errorf(ErrInvalid, "subscription name %q has '/' at byte %d", name, i)
+		case c < 0x20 || c == 0x7f:
+			return errorf(ErrInvalid, "subscription name %q has control character 0x%02x at byte %d", name, c, i)
+		}
+	}
+	return nil
+}
+
 // nameMsg strips the naming package's sentinel prefix from a message.
 func nameMsg(err error) string {
 	return strings.TrimPrefix(err.Error(), naming.ErrInvalidName.Error()+": ")

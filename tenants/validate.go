@@ -173,8 +173,8 @@ func (p *Policies) Validate() error {
 		}
 	}
 	for sub, roles := range p.AuthPolicies.SubscriptionAuthRoles {
-		if sub == "" {
-			return errorf(ErrInvalid, "auth_policies.subscription_auth_roles: empty subscription name")
+		if err := ValidateSubscription(sub); err != nil {
+			return errorf(ErrInvalid, "auth_policies.subscription_auth_roles: %v", err)
 		}
 		for _, r := range roles {
 			if err := ValidateRole(r); err != nil {
