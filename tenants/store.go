@@ -647,6 +647,9 @@ func (s *Store) CreatePartitionedTopic(ctx context.Context, t naming.Topic, part
 	if partitions < 1 {
 		return errorf(ErrInvalid, "number of partitions must be >= 1, got %d", partitions)
 	}
+	if err := checkPartitionNames(t, partitions); err != nil {
+		return err
+	}
 	live := func() error {
 		p, err := s.GetPolicies(ctx, t.NamespaceName())
 		if err != nil {
@@ -676,6 +679,17 @@ func (s *Store) CreatePartitionedTopic(ctx context.Context, t naming.Topic, part
 	return nil
 }
 
+// checkPartitionNames refuses a topic name too long to have partitions
+// 0..partitions-1: the longest partition name would be invalid, and no
+// client could produce to it.
+func checkPartitionNames(t naming.Topic, partitions int) error {
+	last := t.Partition(partitions - 1).LocalName()
+	if err := naming.ValidateTopicLocal(last); err != nil {
+		return errorf(ErrInvalid, "topic name %s is too long for %d partitions: %s", t, partitions, nameMsg(err))
+	}
+	return nil
+}
+
 // GetPartitionedTopic returns a partitioned topic's metadata, or ErrNotFound.
 func (s *Store) GetPartitionedTopic(ctx context.Context, t naming.Topic) (PartitionedTopicMetadata, error) {
 	var m PartitionedTopicMetadata
@@ -698,6 +712,9 @@ func (s *Store) UpdatePartitionedTopic(ctx context.Context, t naming.Topic, part
 		func(m *PartitionedTopicMetadata) error {
 			if partitions <= m.Partitions {
 				return errorf(ErrInvalid, "partitions can only be increased: %s has %d, asked for %d", t, m.Partitions, partitions)
+			}
+			if err := checkPartitionNames(t, partitions); err != nil {
+				return err
 			}
 			m.Partitions = partitions
 			return nil
