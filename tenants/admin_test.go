@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/internal/testutil"
+	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 	"github.com/strata-mq/strata/tenants/auth"
 )
@@ -40,6 +41,7 @@ func (f *fakeTopics) set(ns string, topics ...string) {
 
 type adminEnv struct {
 	url    string
+	md     metadata.Store
 	store  *tenants.Store
 	cache  *tenants.Cache
 	topics *fakeTopics
@@ -74,7 +76,7 @@ func newAdminEnv(t *testing.T, secure bool) *adminEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	env := &adminEnv{store: s, cache: cache, topics: &fakeTopics{m: map[string][]string{}}, tokens: map[string]string{}}
+	env := &adminEnv{md: md, store: s, cache: cache, topics: &fakeTopics{m: map[string][]string{}}, tokens: map[string]string{}}
 	opts := tenants.AdminOptions{Store: s, Topics: env.topics}
 	if secure {
 		secret, err := auth.GenerateSecretKey()
