@@ -539,7 +539,7 @@ func readMessageID(r *http.Request) (*messageIDBody, error) {
 
 func (b *Broker) createSubscription(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {
 	name := r.PathValue("sub")
-	if err := tenants.ValidateSubscription(name); err != nil {
+	if err := validSubscription(name); err != nil {
 		return err
 	}
 	id, err := readMessageID(r)

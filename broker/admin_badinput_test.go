@@ -125,6 +125,7 @@ func TestTopicAdminBadInput(t *testing.T) {
 		{"PUT", t1 + "/subscription/a%0Ab", "", 400, []string{`subscription name "a\nb" has control character 0x0a`}},
 		{"PUT", t1 + "/subscription/s%7F", "", 400, []string{`subscription name "s\x7f" has control character 0x7f`}},
 		{"PUT", t1 + "/subscription/%2E%2E", "", 400, []string{`subscription name ".." is reserved`}},
+		{"PUT", t1 + "/subscription/pulsar.dedup", "", 400, []string{`subscription name "pulsar.dedup" is reserved`, `"pulsar."`}},
 		{"PUT", t1 + "/subscription/" + long("s", 1025), "", 400, []string{"subscription name", "longer than 1024 bytes"}},
 		{"PUT", pt + "/subscription/a%0Ab", "", 400, []string{"pt-partition-0", `subscription name "a\nb"`}},
 		{"PUT", t1 + "/subscription/s1", "", 409, []string{"subscription s1 already exists"}},

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,6 +149,17 @@ func TestBadInput(t *testing.T) {
 	wantCode(t, "second exclusive consumer", err, clientpb.ServerError_CONSUMER_BUSY, codes.AlreadyExists)
 	_, err = subscribeRaw(t, cli, &clientpb.Subscribe{Topic: "bad-sends", Durable: true})
 	wantCode(t, "subscription without a name", err, clientpb.ServerError_BAD_REQUEST, codes.InvalidArgument)
+	for _, name := range []string{"a/b", "x\x00y", "tab\there", "..", "pulsar.dedup", "pulsar.mine", strings.Repeat("s", 1025)} {
+		_, err = subscribeRaw(t, cli, &clientpb.Subscribe{Topic: "bad-sends", Subscription: name, Durable: true})
+		wantCode(t, fmt.Sprintf("subscription %.40q", name), err, clientpb.ServerError_BAD_REQUEST, codes.InvalidArgument)
+	}
+	var internal struct {
+		Cursors map[string]json.RawMessage `json:"cursors"`
+	}
+	getJSON(t, "http://"+c.Broker(0).HTTPAddr+"/admin/v2/persistent/public/default/bad-sends/internalStats", &internal)
+	if len(internal.Cursors) != 1 || internal.Cursors["x"] == nil {
+		t.Errorf("after the refused subscriptions the topic has cursors %v, want only x", slices.Sorted(maps.Keys(internal.Cursors)))
+	}
 
 	sh, err := subscribeRaw(t, cli, &clientpb.Subscribe{Topic: "bad-sends", Subscription: "sh", Type: clientpb.SubscriptionType_SHARED, Durable: true, InitialPosition: clientpb.InitialPosition_EARLIEST})
 	if err != nil {

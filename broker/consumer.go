@@ -58,8 +58,8 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role str
 	}
 	var sub *Subscription
 	if req.Durable {
-		if req.Subscription == "" {
-			return nil, nil, fmt.Errorf("%w: subscription name is required", errBadRequest)
+		if err := validSubscription(req.Subscription); err != nil {
+			return nil, nil, err
 		}
 		t.mu.Lock()
 		sub = t.mu.subs[req.Subscription]

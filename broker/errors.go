@@ -39,7 +39,7 @@ func serverError(err error) clientpb.ServerError {
 		return clientpb.ServerError_NONE_ERROR
 	case errors.Is(err, naming.ErrInvalidName), errors.Is(err, naming.ErrUnsupportedDomain):
 		return clientpb.ServerError_INVALID_TOPIC_NAME
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, errBadRequest), errors.Is(err, tenants.ErrInvalid):
 		return clientpb.ServerError_BAD_REQUEST
 	case errors.Is(err, ErrNamespaceNotFound):
 		return clientpb.ServerError_NAMESPACE_NOT_FOUND

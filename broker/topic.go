@@ -332,4 +332,20 @@ func (t *Topic) checkUsable() error {
 
 // isSystemCursor reports cursors the broker keeps for itself
 // (deduplication snapshots, replicators), not subscriptions.
-func isSystemCursor(name string) bool { return strings.HasPrefix(name, "pulsar.") }
+func isSystemCursor(name string) bool { return strings.HasPrefix(name, systemCursorPrefix) }
+
+const systemCursorPrefix = "pulsar."
+
+// validSubscription checks a subscription name from a client or the admin
+// API: tenants.ValidateSubscription's rules, and not a name reserved for
+// the broker's own cursors (as Pulsar refuses "pulsar.dedup").
+func validSubscription(name string) error {
+	if err := tenants.ValidateSubscription(name); err != nil {
+		return err
+	}
+	if isSystemCursor(name) {
+		return fmt.Errorf("%w: subscription name %q is reserved: names starting with %q belong to the broker's own cursors",
+			tenants.ErrInvalid, name, systemCursorPrefix)
+	}
+	return nil
+}
