@@ -9,6 +9,7 @@ import (
 	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/internal/testcluster"
+	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 )
@@ -70,6 +71,20 @@ func TestLookupAssignsLeastLoaded(t *testing.T) {
 		return n
 	}
 
+	// The namespace was written to the store directly: wait until both
+	// brokers' policy caches have it (a probe topic per broker; its bundle
+	// is assigned like any other).
+	waitNamespace := func(ns string, brokers ...int) {
+		t.Helper()
+		for _, from := range brokers {
+			testutil.WaitFor(t, 30*time.Second, func() error {
+				_, err := raws[from].Lookup(ctx, &clientpb.LookupRequest{Topic: "persistent://" + ns + "/probe"})
+				return err
+			})
+		}
+	}
+	waitNamespace("public/spread", 0, 1)
+
 	served := map[string]int{} // topic -> broker
 	total := func(n map[string]int) int { return n[c.Broker(0).GRPCAddr] + n[c.Broker(1).GRPCAddr] }
 	for i := 0; total(owned()) < 8; i++ {
@@ -96,6 +111,7 @@ func TestLookupAssignsLeastLoaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.StopBroker(1)
+	waitNamespace("public/after", 0)
 	for i := range 40 {
 		if got := lookup(0, fmt.Sprintf("persistent://public/after/t%d", i)); got != 0 {
 			t.Fatalf("with broker 1 stopped, a new bundle went to broker %d", got)
