@@ -76,8 +76,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type topicHandler func(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error
 
 // adminMux serves the topic part of the admin API.
-func (b *Broker) adminMux() http.Handler {
-	mux := http.NewServeMux()
+func (b *Broker) adminMux() *routeMux {
+	mux := newRouteMux()
 	ns := "/admin/v2/persistent/{tenant}/{namespace}"
 	tp := ns + "/{topic}"
 	mux.HandleFunc("GET "+ns, b.nsRoute(b.listTopics))
@@ -113,7 +113,8 @@ func (b *Broker) adminMux() http.Handler {
 	mux.HandleFunc("/admin/v2/non-persistent/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, httpErr(http.StatusNotImplemented, "non-persistent topics are not supported"))
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	// Not a route: the answer to paths that match none.
+	mux.ServeMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, httpErr(http.StatusNotFound, "no such path: %s %s", r.Method, r.URL.Path))
 	})
 	return mux

@@ -3,16 +3,54 @@ package broker
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-mq/strata/tenants"
 )
 
+// routeMux is an http.ServeMux that lists its routes: the patterns given to
+// Handle and HandleFunc.
+type routeMux struct {
+	*http.ServeMux
+	routes []string
+}
+
+func newRouteMux() *routeMux { return &routeMux{ServeMux: http.NewServeMux()} }
+
+// ServeHTTP refuses, rather than redirects to the cleaned path (another
+// resource), paths with an empty, "." or ".." segment.
+func (m *routeMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := tenants.CheckPath(r); err != nil {
+		writeErr(w, err)
+		return
+	}
+	m.ServeMux.ServeHTTP(w, r)
+}
+
+// Handle registers h for pattern and lists pattern as a route.
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.routes = append(m.routes, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers h for pattern and lists pattern as a route.
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// HTTPRoutes lists the routes of the broker's HTTP API (probes, metrics,
+// lookups and the admin API), each as an http.ServeMux pattern such as
+// "GET /admin/v2/persistent/{tenant}/{namespace}" (a pattern without a
+// method serves every method); other paths answer 404. It serves to list
+// the API or to check that every route is authorized.
+func (b *Broker) HTTPRoutes() []string { return b.httpHandler().routes }
+
 // httpHandler serves liveness, readiness, metrics, lookups and the admin API
 // (tenants, clusters and namespaces by package tenants; topics here).
-func (b *Broker) httpHandler() http.Handler {
-	mux := http.NewServeMux()
+func (b *Broker) httpHandler() *routeMux {
+	mux := newRouteMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -53,15 +91,9 @@ func (b *Broker) httpHandler() http.Handler {
 		// Only invalid options fail, and these are built here.
 		panic(err)
 	}
-	mux.Handle("/admin/", admin)
-	mux.Handle("/lookup/", topics)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Refuse, rather than redirect to the cleaned path (another
-		// resource), "a//b", "." and ".." paths.
-		if err := tenants.CheckPath(r); err != nil {
-			writeErr(w, err)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	// Mounts, not routes: the mounted handlers' routes are the mux's.
+	mux.ServeMux.Handle("/admin/", admin)
+	mux.ServeMux.Handle("/lookup/", topics)
+	mux.routes = slices.Concat(mux.routes, admin.Routes(), topics.routes)
+	return mux
 }

@@ -15,7 +15,7 @@ import (
 // each field of tenants.TopicPolicies. They write the configuration store
 // only, so any broker answers; the owning broker applies a change within a
 // policy check interval.
-func (b *Broker) topicPolicyRoutes(mux *http.ServeMux, tp string) {
+func (b *Broker) topicPolicyRoutes(mux *routeMux, tp string) {
 	topicPolicy(b, mux, tp+"/deduplicationEnabled", func(p *tenants.TopicPolicies) **bool { return &p.DeduplicationEnabled })
 	topicPolicy(b, mux, tp+"/publishRate", func(p *tenants.TopicPolicies) **tenants.PublishRate { return &p.PublishRate })
 	topicPolicy(b, mux, tp+"/dispatchRate", func(p *tenants.TopicPolicies) **tenants.DispatchRate { return &p.DispatchRate })
@@ -26,7 +26,7 @@ func (b *Broker) topicPolicyRoutes(mux *http.ServeMux, tp string) {
 	topicPolicy(b, mux, tp+"/messageTTL", func(p *tenants.TopicPolicies) **int { return &p.MessageTTLInSeconds })
 }
 
-func topicPolicy[T any](b *Broker, mux *http.ServeMux, path string, field func(*tenants.TopicPolicies) **T) {
+func topicPolicy[T any](b *Broker, mux *routeMux, path string, field func(*tenants.TopicPolicies) **T) {
 	mux.HandleFunc("GET "+path, b.topicRoute(func(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {
 		p, err := b.cfg.GetTopicPolicies(ctx, t)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/strata-mq/strata/internal/naming"
@@ -56,11 +57,12 @@ type AdminOptions struct {
 	Logger *slog.Logger
 }
 
-// adminHandler serves the clusters, tenants and namespaces part of /admin/v2.
-type adminHandler struct {
-	opts AdminOptions
-	log  *slog.Logger
-	mux  *http.ServeMux
+// AdminHandler serves the clusters, tenants and namespaces part of /admin/v2.
+type AdminHandler struct {
+	opts   AdminOptions
+	log    *slog.Logger
+	mux    *http.ServeMux
+	routes []string // patterns registered on mux
 }
 
 // access is who may call a route.
@@ -80,17 +82,17 @@ type call struct {
 	r    *http.Request
 	ctx  context.Context
 	role string
-	h    *adminHandler
+	h    *AdminHandler
 }
 
 type routeFunc func(c *call) (any, error)
 
-// NewAdminHandler returns an http.Handler for Pulsar's /admin/v2 cluster,
+// NewAdminHandler returns the handler of Pulsar's /admin/v2 cluster,
 // tenant and namespace paths (see docs/admin-api.md). Every request is
 // authenticated (401), authorized (403) and validated (400) before it
 // changes anything; errors are JSON {"reason": "..."} with the status of
 // HTTPStatus.
-func NewAdminHandler(opts AdminOptions) (http.Handler, error) {
+func NewAdminHandler(opts AdminOptions) (*AdminHandler, error) {
 	if opts.Store == nil {
 		return nil, errors.New("tenants: admin handler needs a Store")
 	}
@@ -100,7 +102,7 @@ func NewAdminHandler(opts AdminOptions) (http.Handler, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	h := &adminHandler{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	h := &AdminHandler{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -111,9 +113,15 @@ func NewAdminHandler(opts AdminOptions) (http.Handler, error) {
 	return h, nil
 }
 
+// Routes lists the handler's routes, each as an http.ServeMux pattern such
+// as "GET /admin/v2/tenants/{tenant}", in registration order; Fallback's
+// are not included. It serves to list the API or to check that every route
+// is authorized.
+func (h *AdminHandler) Routes() []string { return slices.Clone(h.routes) }
+
 // ServeHTTP routes to the matching admin route, else to Fallback or a JSON
 // 404/405.
-func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := CheckPath(r); err != nil {
 		h.fail(w, r, err)
 		return
@@ -154,8 +162,10 @@ func CheckPath(r *http.Request) error {
 }
 
 // route registers fn for "METHOD /admin/v2/path".
-func (h *adminHandler) route(method, path string, who access, fn routeFunc) {
-	h.mux.HandleFunc(method+" "+AdminPrefix+path, func(w http.ResponseWriter, r *http.Request) {
+func (h *AdminHandler) route(method, path string, who access, fn routeFunc) {
+	pattern := method + " " + AdminPrefix + path
+	h.routes = append(h.routes, pattern)
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := &call{r: r, ctx: r.Context(), h: h}
 		res, err := h.serve(c, who, fn)
 		switch {
@@ -169,7 +179,7 @@ func (h *adminHandler) route(method, path string, who access, fn routeFunc) {
 	})
 }
 
-func (h *adminHandler) serve(c *call, who access, fn routeFunc) (any, error) {
+func (h *AdminHandler) serve(c *call, who access, fn routeFunc) (any, error) {
 	if h.opts.Role != nil {
 		role, err := h.opts.Role(c.r)
 		if err != nil {
@@ -196,11 +206,11 @@ func (h *adminHandler) serve(c *call, who access, fn routeFunc) (any, error) {
 	return fn(c)
 }
 
-func (h *adminHandler) isSuperUser(role string) bool {
+func (h *AdminHandler) isSuperUser(role string) bool {
 	return h.opts.Authz == nil || h.opts.Authz.IsSuperUser(role)
 }
 
-func (h *adminHandler) canManage(ctx context.Context, role, tenant string) error {
+func (h *AdminHandler) canManage(ctx context.Context, role, tenant string) error {
 	if h.opts.Authz == nil {
 		return nil
 	}
@@ -296,7 +306,7 @@ type errorBody struct {
 	Reason string `json:"reason"`
 }
 
-func (h *adminHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (h *AdminHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := HTTPStatus(err)
 	if status >= 500 {
 		h.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)

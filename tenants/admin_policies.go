@@ -8,7 +8,7 @@ import (
 // nsPath is the path of a namespace under AdminPrefix.
 const nsPath = "/namespaces/{tenant}/{namespace}"
 
-func (h *adminHandler) policyRoutes() {
+func (h *AdminHandler) policyRoutes() {
 	ptrPolicy(h, "/retention", http.MethodPost, func(p *Policies) **RetentionPolicies { return &p.RetentionPolicies })
 	ptrPolicy(h, "/messageTTL", http.MethodPost, func(p *Policies) **int { return &p.MessageTTLInSeconds })
 	ptrPolicy(h, "/persistence", http.MethodPost, func(p *Policies) **PersistencePolicies { return &p.Persistence })
@@ -43,7 +43,7 @@ func (c *call) update(fn func(*Policies) error) (any, error) {
 
 // ptrPolicy serves GET (204 when unset), set (setMethod) and DELETE (unset)
 // of one optional policy field.
-func ptrPolicy[T any](h *adminHandler, path, setMethod string, field func(*Policies) **T) {
+func ptrPolicy[T any](h *AdminHandler, path, setMethod string, field func(*Policies) **T) {
 	h.route(http.MethodGet, nsPath+path, tenantAdmin, func(c *call) (any, error) {
 		p, err := c.getPolicies()
 		if err != nil {
@@ -75,7 +75,7 @@ func ptrPolicy[T any](h *adminHandler, path, setMethod string, field func(*Polic
 
 // clusterPolicy serves GET/POST/DELETE of the local cluster's entry of a
 // per-cluster policy map.
-func clusterPolicy[T any](h *adminHandler, path string, field func(*Policies) *map[string]T) {
+func clusterPolicy[T any](h *AdminHandler, path string, field func(*Policies) *map[string]T) {
 	cluster := func() (string, error) {
 		if h.opts.Cluster == "" {
 			return "", errorf(ErrPrecondition, "this broker has no local cluster name configured, needed for %s", path)
@@ -139,7 +139,7 @@ func (c *call) backlogQuotaType() (BacklogQuotaType, error) {
 	return t, ValidateBacklogQuotaType(t)
 }
 
-func (h *adminHandler) backlogQuotaRoutes() {
+func (h *AdminHandler) backlogQuotaRoutes() {
 	h.route(http.MethodGet, nsPath+"/backlogQuotaMap", tenantAdmin, func(c *call) (any, error) {
 		p, err := c.getPolicies()
 		if err != nil {
@@ -173,7 +173,7 @@ func (h *adminHandler) backlogQuotaRoutes() {
 	})
 }
 
-func (h *adminHandler) replicationRoutes() {
+func (h *AdminHandler) replicationRoutes() {
 	h.route(http.MethodGet, nsPath+"/replication", tenantAdmin, func(c *call) (any, error) {
 		p, err := c.getPolicies()
 		if err != nil {
@@ -196,7 +196,7 @@ func (h *adminHandler) replicationRoutes() {
 	})
 }
 
-func (h *adminHandler) permissionRoutes() {
+func (h *AdminHandler) permissionRoutes() {
 	h.route(http.MethodGet, nsPath+"/permissions", tenantAdmin, func(c *call) (any, error) {
 		p, err := c.getPolicies()
 		if err != nil {

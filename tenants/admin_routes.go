@@ -4,7 +4,7 @@ import (
 	"net/http"
 )
 
-func (h *adminHandler) clusterRoutes() {
+func (h *AdminHandler) clusterRoutes() {
 	s := h.opts.Store
 	h.route(http.MethodGet, "/clusters", anyRole, func(c *call) (any, error) {
 		return s.ListClusters(c.ctx)
@@ -35,7 +35,7 @@ func (h *adminHandler) clusterRoutes() {
 	})
 }
 
-func (h *adminHandler) tenantRoutes() {
+func (h *AdminHandler) tenantRoutes() {
 	s := h.opts.Store
 	// Listing shows only the tenants the role may manage (all of them for
 	// superusers), rather than refusing non-superusers outright.
@@ -78,7 +78,7 @@ func (h *adminHandler) tenantRoutes() {
 	})
 }
 
-func (h *adminHandler) namespaceRoutes() {
+func (h *AdminHandler) namespaceRoutes() {
 	s := h.opts.Store
 	h.route(http.MethodGet, "/namespaces/{tenant}", tenantAdmin, func(c *call) (any, error) {
 		return s.ListNamespaces(c.ctx, c.r.PathValue("tenant"))
