@@ -38,7 +38,8 @@ func httpErr(status int, format string, args ...any) error {
 	return &adminError{status: status, reason: fmt.Sprintf(format, args...)}
 }
 
-// writeErr answers {"reason": ...} with the status matching err.
+// writeErr answers {"reason": ...} with the status matching err; a 401
+// challenges for a bearer token, as the tenants admin handler's do.
 func writeErr(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	var ae *adminError
@@ -60,6 +61,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		if s := tenants.HTTPStatus(err); s != http.StatusInternalServerError {
 			status = s
 		}
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="strata"`)
 	}
 	writeJSON(w, status, map[string]string{"reason": err.Error()})
 }
