@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,14 @@ func newSecured(t *testing.T) (s *secured) {
 
 func (s *secured) http(t *testing.T, who, method, path, body string) (int, string) {
 	t.Helper()
+	code, _, out := s.call(t, who, method, path, body)
+	return code, out
+}
+
+// call sends an HTTP request as who and returns the answer's status,
+// header and body.
+func (s *secured) call(t *testing.T, who, method, path, body string) (int, http.Header, string) {
+	t.Helper()
 	req, _ := http.NewRequest(method, s.c.Broker(0).B.HTTPURL()+path, strings.NewReader(body))
 	if tok := s.tokens[who]; tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -116,7 +126,7 @@ func (s *secured) http(t *testing.T, who, method, path, body string) (int, strin
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 // TestIsolationMatrixREST: every identity gets exactly 401, 403 or success
@@ -228,6 +238,16 @@ func TestIsolationMatrixGRPC(t *testing.T) {
 			_, err := st.Recv()
 			return err
 		},
+	}
+	var service []string // every operation of the service is in ops
+	for _, m := range clientpb.Broker_ServiceDesc.Methods {
+		service = append(service, m.MethodName)
+	}
+	for _, st := range clientpb.Broker_ServiceDesc.Streams {
+		service = append(service, st.StreamName)
+	}
+	if got, want := slices.Sorted(maps.Keys(ops)), slices.Sorted(slices.Values(service)); !slices.Equal(got, want) {
+		t.Errorf("matrix operations %v, the service's %v", got, want)
 	}
 	allowed := map[string]map[string]bool{ // op -> identities allowed
 		"Lookup":              {"app": true, "reader": true, "alice": true, "superuser": true},
