@@ -124,21 +124,18 @@ func (b *Broker) adminMux() *routeMux {
 	return mux
 }
 
-// authorizeTenant authenticates the request and checks that its role
-// administers the tenant (superusers, tenant admin roles).
-func (b *Broker) authorizeTenant(r *http.Request, tenant string) error {
-	role, err := b.roleHTTP(r)
-	if err != nil {
-		return err
-	}
-	return b.authz.CanManageTenant(r.Context(), role, tenant)
-}
-
+// nsRoute authenticates the request (401), parses the namespace (400) and
+// checks that the role administers its tenant (403), in this order as on
+// every admin path.
 func (b *Broker) nsRoute(h func(ctx context.Context, w http.ResponseWriter, ns naming.Namespace) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ns, err := naming.NewNamespace(r.PathValue("tenant"), r.PathValue("namespace"))
+		role, err := b.roleHTTP(r)
+		var ns naming.Namespace
 		if err == nil {
-			err = b.authorizeTenant(r, ns.Tenant())
+			ns, err = naming.NewNamespace(r.PathValue("tenant"), r.PathValue("namespace"))
+		}
+		if err == nil {
+			err = b.authz.CanManageTenant(r.Context(), role, ns.Tenant())
 		}
 		if err == nil {
 			if _, err = b.policies(ns); err != nil && !errors.Is(err, ErrNotReady) {
@@ -154,13 +151,18 @@ func (b *Broker) nsRoute(h func(ctx context.Context, w http.ResponseWriter, ns n
 	}
 }
 
-// topicRoute parses and authorizes the topic; with owner set, a topic
+// topicRoute authenticates the request, parses the topic and checks that
+// the role administers its tenant, as nsRoute; with owner set, a topic
 // served elsewhere is redirected to its owner.
 func (b *Broker) topicRoute(h topicHandler, owner bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		t, err := naming.ParseTopic(fmt.Sprintf("persistent://%s/%s/%s", r.PathValue("tenant"), r.PathValue("namespace"), r.PathValue("topic")))
+		role, err := b.roleHTTP(r)
+		var t naming.Topic
 		if err == nil {
-			err = b.authorizeTenant(r, t.Tenant())
+			t, err = naming.ParseTopic(fmt.Sprintf("persistent://%s/%s/%s", r.PathValue("tenant"), r.PathValue("namespace"), r.PathValue("topic")))
+		}
+		if err == nil {
+			err = b.authz.CanManageTenant(r.Context(), role, t.Tenant())
 		}
 		if err == nil {
 			if _, err = b.policies(t.NamespaceName()); errors.Is(err, ErrNamespaceNotFound) {
@@ -905,12 +907,11 @@ func (b *Broker) revokeTopicPermission(ctx context.Context, w http.ResponseWrite
 
 // lookupREST is GET /lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}.
 func (b *Broker) lookupREST(w http.ResponseWriter, r *http.Request) {
-	t, err := naming.ParseTopic(fmt.Sprintf("persistent://%s/%s/%s", r.PathValue("tenant"), r.PathValue("namespace"), r.PathValue("topic")))
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
 	role, err := b.roleHTTP(r)
+	var t naming.Topic
+	if err == nil {
+		t, err = naming.ParseTopic(fmt.Sprintf("persistent://%s/%s/%s", r.PathValue("tenant"), r.PathValue("namespace"), r.PathValue("topic")))
+	}
 	if err == nil {
 		err = b.authz.CanLookup(r.Context(), role, t)
 	}
