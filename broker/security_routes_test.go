@@ -229,8 +229,8 @@ func routeTable() map[string]routeCase {
 // TestIsolationMatrixAllRoutes calls every route the broker's HTTP API
 // lists (Broker.HTTPRoutes), with its path naming tenant tb's resources, as
 // each of matrixCallers, in registration order: the callers a route does not
-// allow get exactly 401 (no valid token) or 403, with a JSON reason, and
-// change nothing; the allowed ones reach the operation (a success, or a
+// allow get exactly 401 (no valid token, even with an invalid name in the
+// path) or 403, with a JSON reason, and change nothing; the allowed ones reach the operation (a success, or a
 // precise non-auth error once an earlier caller changed the resource).
 // A route missing from routeTable, or a table entry no longer served,
 // fails the test.
@@ -260,7 +260,24 @@ func TestIsolationMatrixAllRoutes(t *testing.T) {
 			method, path = http.MethodGet, route+rc.rest
 		}
 		values := withValues(vals, rc.vals)
-		path, body := fill(t, path, values), fill(t, rc.body, values)
+		pattern := path
+		path, body := fill(t, pattern, values), fill(t, rc.body, values)
+		// Authentication comes before names: with an invalid name, no
+		// token still gets 401 (the superuser gets 400).
+		for _, name := range []string{"tenant", "cluster"} {
+			if rc.access == open || !strings.Contains(pattern, "{"+name+"}") {
+				continue
+			}
+			bad := fill(t, pattern, withValues(values, name+"=bad%00name"))
+			for _, w := range []struct {
+				who  string
+				code int
+			}{{"none", http.StatusUnauthorized}, {"superuser", http.StatusBadRequest}} {
+				if code, _, out := s.call(t, w.who, method, bad, body); code != w.code {
+					t.Errorf("%s %s as %s: %d %s, want %d", method, bad, w.who, code, out, w.code)
+				}
+			}
+		}
 		var allowed []string
 		var before string
 		if method != http.MethodGet {
