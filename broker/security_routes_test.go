@@ -470,8 +470,8 @@ func setupTenantB(t *testing.T, s *secured) map[string]string {
 
 // tenantSnapshot returns a function describing, as the superuser sees
 // them, the clusters, the tenants, tenant tb's namespaces, policies, topics,
-// partitions, subscriptions and their backlogs, tterm's state and t1's
-// topic policies: what a refused request must not change.
+// partitions, subscriptions and their backlogs, whether tterm is terminated
+// and t1's topic policies: what a refused request must not change.
 func tenantSnapshot(t *testing.T, s *secured) func() string {
 	st := tenants.NewStore(s.c.Store, tenants.StoreOptions{LocalCluster: testcluster.ClusterName})
 	t1 := naming.MustParseTopic("persistent://tb/ns/t1")
@@ -504,7 +504,7 @@ func tenantSnapshot(t *testing.T, s *secured) func() string {
 		}
 		code, _, out := s.call(t, "superuser", "GET", "/admin/v2/persistent/tb/ns/tterm/internalStats", "")
 		json.Unmarshal([]byte(out), &internal)
-		fmt.Fprintf(&b, "tterm: %d %s\n", code, internal.State)
+		fmt.Fprintf(&b, "tterm: %d terminated %v\n", code, internal.State == "Terminated")
 		tpol, err := st.GetTopicPolicies(ctxT(t, 10*time.Second), t1)
 		js, _ := json.Marshal(tpol)
 		fmt.Fprintf(&b, "t1 policies: %s %v\n", js, err)
