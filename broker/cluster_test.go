@@ -96,7 +96,9 @@ func failoverRun(t *testing.T, c *testcluster.Cluster, topic string, fault func(
 			}
 		default:
 		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Long enough for a consumer in its longest reconnect backoff (5 s)
+		// after the fault: a quiet spell this long with sends done means loss.
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		m, err := cons.Receive(rctx)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -200,7 +200,14 @@ func dedupRun(t *testing.T, dedupOn bool) (counts map[int]int, inOrder bool) {
 	inOrder = true
 	last := -1
 	for {
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		// Until every message came, wait long: the consumer may still be
+		// in its reconnect backoff (up to 5 s) from the kill. Then a quiet
+		// spell ends the run; duplicates would have come by then.
+		wait := 3 * time.Second
+		if len(counts) < n {
+			wait = time.Minute
+		}
+		rctx, cancel := context.WithTimeout(ctx, wait)
 		m, err := cons.Receive(rctx)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
