@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/testcluster"
+	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -222,17 +222,7 @@ func TestTopicAdminBadInput(t *testing.T) {
 		if status != cs.status {
 			t.Errorf("%s: status %d, want %d; body %.300s", name, status, cs.status, body)
 		}
-		var eb struct {
-			Reason string `json:"reason"`
-		}
-		if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Reason == "" {
-			t.Errorf("%s: body %.300q is not {\"reason\": ...}", name, body)
-		}
-		for _, want := range cs.reason {
-			if !strings.Contains(eb.Reason, want) {
-				t.Errorf("%s: reason %.400q does not mention %q", name, eb.Reason, want)
-			}
-		}
+		testutil.CheckReason(t, name, body, cs.reason...)
 		after := topicAdminState(t, r, c.Store, statePaths)
 		if !maps.Equal(before, after) {
 			for _, k := range slices.Sorted(maps.Keys(after)) {

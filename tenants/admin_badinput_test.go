@@ -2,7 +2,6 @@ package tenants_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 )
@@ -70,17 +70,7 @@ func refuseAll(t *testing.T, e *adminEnv, cases []refused) {
 		if status != c.status {
 			t.Errorf("%s: status %d, want %d; body %.300s", name, status, c.status, body)
 		}
-		var eb struct {
-			Reason string `json:"reason"`
-		}
-		if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Reason == "" {
-			t.Errorf("%s: body %.300q is not {\"reason\": ...}", name, body)
-		}
-		for _, want := range c.reason {
-			if !strings.Contains(eb.Reason, want) {
-				t.Errorf("%s: reason %.300q does not mention %q", name, eb.Reason, want)
-			}
-		}
+		testutil.CheckReason(t, name, body, c.reason...)
 		after := e.state(t)
 		if !maps.Equal(before, after) {
 			for _, k := range slices.Sorted(maps.Keys(after)) {

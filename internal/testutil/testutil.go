@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -102,4 +103,23 @@ func Store(t testing.TB) (metadata.Store, metadata.EtcdConfig) {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, cfg
+}
+
+// CheckReason fails the test unless body is an admin API error,
+// {"reason": "..."} with a non-empty reason, that contains every string of
+// want. what names the request in failure messages.
+func CheckReason(t testing.TB, what, body string, want ...string) {
+	t.Helper()
+	var eb struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Reason == "" {
+		t.Errorf("%s: body %.300q is not {\"reason\": ...}", what, body)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(eb.Reason, w) {
+			t.Errorf("%s: reason %.400q does not mention %q", what, eb.Reason, w)
+		}
+	}
 }
