@@ -1,5 +1,5 @@
 // Package testutil holds helpers shared by Strata's tests: polling, free
-// ports, and one embedded etcd per test binary.
+// ports, one embedded etcd per test binary, and admin API error checks.
 package testutil
 
 import (
