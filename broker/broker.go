@@ -41,13 +41,15 @@ type Broker struct {
 	ledgers *ledger.Client
 	metrics *metrics
 
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	grpcSrv  *grpc.Server
-	httpSrv  *http.Server
-	grpcURL  string // advertised host:port
-	httpURL  string // advertised http://host:port
-	ownsLedg bool   // the ledger client was created here
+	grpcLis net.Listener
+	httpLis net.Listener
+	grpcSrv *grpc.Server
+	httpSrv *http.Server
+	// httpRoutes lists httpSrv's routes (HTTPRoutes).
+	httpRoutes []string
+	grpcURL    string // advertised host:port
+	httpURL    string // advertised http://host:port
+	ownsLedg   bool   // the ledger client was created here
 
 	cache atomic.Pointer[tenants.Cache]
 	ready atomic.Bool
@@ -183,7 +185,9 @@ func (b *Broker) Start() error {
 	}
 	b.grpcSrv = grpc.NewServer(gopts...)
 	clientpb.RegisterBrokerServer(b.grpcSrv, &service{b: b})
-	b.httpSrv = &http.Server{Handler: b.requireClientCert(b.httpHandler()), ReadHeaderTimeout: 10 * time.Second}
+	mux := b.httpHandler()
+	b.httpRoutes = mux.routes
+	b.httpSrv = &http.Server{Handler: b.requireClientCert(mux), ReadHeaderTimeout: 10 * time.Second}
 	httpLis := b.httpLis
 	if b.opts.TLS != nil {
 		httpLis = tls.NewListener(httpLis, b.httpTLS())

@@ -40,12 +40,12 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 	m.Handle(pattern, http.HandlerFunc(h))
 }
 
-// HTTPRoutes lists the routes of the broker's HTTP API (probes, metrics,
-// lookups and the admin API), each as an http.ServeMux pattern such as
-// "GET /admin/v2/persistent/{tenant}/{namespace}" (a pattern without a
+// HTTPRoutes lists the routes of a started broker's HTTP API (probes,
+// metrics, lookups and the admin API), each as an http.ServeMux pattern such
+// as "GET /admin/v2/persistent/{tenant}/{namespace}" (a pattern without a
 // method serves every method); other paths answer 404. It serves to list
 // the API or to check that every route is authorized.
-func (b *Broker) HTTPRoutes() []string { return b.httpHandler().routes }
+func (b *Broker) HTTPRoutes() []string { return slices.Clone(b.httpRoutes) }
 
 // httpHandler serves liveness, readiness, metrics, lookups and the admin API
 // (tenants, clusters and namespaces by package tenants; topics here).
