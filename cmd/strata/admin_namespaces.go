@@ -53,16 +53,16 @@ func newAdminNamespacesCmd(a *adminConn) *cobra.Command {
 	cmd.AddCommand(nsRateCmds(a)...)
 	ns := func(x *adminCall) *admin.Namespaces { return x.c.Namespaces() }
 	cmd.AddCommand(nsLimitCmds(a, "max-producers-per-topic", "p", "producers per topic",
-		func(x *adminCall) limitFuncs {
-			return limitFuncs{ns(x).SetMaxProducersPerTopic, ns(x).GetMaxProducersPerTopic, ns(x).RemoveMaxProducersPerTopic}
+		func(x *adminCall) policyFuncs[int] {
+			return policyFuncs[int]{ns(x).SetMaxProducersPerTopic, ns(x).GetMaxProducersPerTopic, ns(x).RemoveMaxProducersPerTopic}
 		})...)
 	cmd.AddCommand(nsLimitCmds(a, "max-consumers-per-topic", "c", "consumers per topic",
-		func(x *adminCall) limitFuncs {
-			return limitFuncs{ns(x).SetMaxConsumersPerTopic, ns(x).GetMaxConsumersPerTopic, ns(x).RemoveMaxConsumersPerTopic}
+		func(x *adminCall) policyFuncs[int] {
+			return policyFuncs[int]{ns(x).SetMaxConsumersPerTopic, ns(x).GetMaxConsumersPerTopic, ns(x).RemoveMaxConsumersPerTopic}
 		})...)
 	cmd.AddCommand(nsLimitCmds(a, "max-consumers-per-subscription", "c", "consumers per subscription",
-		func(x *adminCall) limitFuncs {
-			return limitFuncs{ns(x).SetMaxConsumersPerSubscription, ns(x).GetMaxConsumersPerSubscription, ns(x).RemoveMaxConsumersPerSubscription}
+		func(x *adminCall) policyFuncs[int] {
+			return policyFuncs[int]{ns(x).SetMaxConsumersPerSubscription, ns(x).GetMaxConsumersPerSubscription, ns(x).RemoveMaxConsumersPerSubscription}
 		})...)
 	return cmd
 }
@@ -87,6 +87,22 @@ func nsGetCmd[T any](a *adminConn, use, short string, get func(x *adminCall) fun
 		}
 		return x.print(v)
 	})
+}
+
+// nsSetCmd builds a command setting one policy to the value that flags
+// adds flags for and reads from them.
+func nsSetCmd[T any](a *adminConn, use, short string, flags func(cmd *cobra.Command) func() (T, error),
+	set func(x *adminCall) func(context.Context, string, T) error) *cobra.Command {
+	var value func() (T, error)
+	cmd := nsCmd(a, use, short, func(x *adminCall, ns string) error {
+		v, err := value()
+		if err != nil {
+			return err
+		}
+		return set(x)(x.ctx, ns, v)
+	})
+	value = flags(cmd)
+	return cmd
 }
 
 func nsCreateCmd(a *adminConn) *cobra.Command {
@@ -152,17 +168,9 @@ func ttlFlag(ttl string) (int, error) {
 }
 
 func nsTTLCmds(a *adminConn) []*cobra.Command {
-	var ttl string
-	set := nsCmd(a, "set-message-ttl NAMESPACE", "Expire unacknowledged messages older than --ttl (0: never)", func(x *adminCall, ns string) error {
-		secs, err := ttlFlag(ttl)
-		if err != nil {
-			return err
-		}
-		return x.c.Namespaces().SetMessageTTL(x.ctx, ns, secs)
-	})
-	set.Flags().StringVarP(&ttl, "ttl", "t", "", "time to live, e.g. 1h, 30m, 3600 (seconds)")
-	set.MarkFlagRequired("ttl")
-	return []*cobra.Command{set,
+	return []*cobra.Command{
+		nsSetCmd(a, "set-message-ttl NAMESPACE", "Expire unacknowledged messages older than --ttl (0: never)", messageTTLFlags,
+			func(x *adminCall) func(context.Context, string, int) error { return x.c.Namespaces().SetMessageTTL }),
 		nsGetCmd(a, "get-message-ttl NAMESPACE", "Show the message TTL in seconds (null: broker default)", func(x *adminCall) func(context.Context, string) (*int, error) {
 			return x.c.Namespaces().GetMessageTTL
 		}),
@@ -299,16 +307,9 @@ func nsClusterCmds(a *adminConn) []*cobra.Command {
 }
 
 func nsDeduplicationCmds(a *adminConn) []*cobra.Command {
-	var enable, disable bool
-	set := nsCmd(a, "set-deduplication NAMESPACE", "Turn producer deduplication on (--enable) or off (--disable)", func(x *adminCall, ns string) error {
-		if enable == disable {
-			return errors.New("give exactly one of --enable and --disable")
-		}
-		return x.c.Namespaces().SetDeduplication(x.ctx, ns, enable)
-	})
-	set.Flags().BoolVarP(&enable, "enable", "e", false, "enable deduplication")
-	set.Flags().BoolVarP(&disable, "disable", "d", false, "disable deduplication")
-	return []*cobra.Command{set,
+	return []*cobra.Command{
+		nsSetCmd(a, "set-deduplication NAMESPACE", "Turn producer deduplication on (--enable) or off (--disable)", deduplicationFlags,
+			func(x *adminCall) func(context.Context, string, bool) error { return x.c.Namespaces().SetDeduplication }),
 		nsGetCmd(a, "get-deduplication NAMESPACE", "Show whether deduplication is on (null: broker default)", func(x *adminCall) func(context.Context, string) (*bool, error) {
 			return x.c.Namespaces().GetDeduplication
 		}),
@@ -420,36 +421,18 @@ func dispatchRateFlags(cmd *cobra.Command) func() (tenants.DispatchRate, error) 
 }
 
 func nsRateCmds(a *adminConn) []*cobra.Command {
-	var publishRate func() (tenants.PublishRate, error)
-	publish := nsCmd(a, "set-publish-rate NAMESPACE", "Limit publishing per topic (-1: no limit)", func(x *adminCall, ns string) error {
-		rate, err := publishRate()
-		if err != nil {
-			return err
-		}
-		return x.c.Namespaces().SetPublishRate(x.ctx, ns, rate)
-	})
-	publishRate = publishRateFlags(publish)
-
-	dispatch := func(use, short string, set func(x *adminCall) func(context.Context, string, tenants.DispatchRate) error) *cobra.Command {
-		var dispatchRate func() (tenants.DispatchRate, error)
-		cmd := nsCmd(a, use, short, func(x *adminCall, ns string) error {
-			rate, err := dispatchRate()
-			if err != nil {
-				return err
-			}
-			return set(x)(x.ctx, ns, rate)
-		})
-		dispatchRate = dispatchRateFlags(cmd)
-		return cmd
-	}
-	return []*cobra.Command{publish,
+	return []*cobra.Command{
+		nsSetCmd(a, "set-publish-rate NAMESPACE", "Limit publishing per topic (-1: no limit)", publishRateFlags,
+			func(x *adminCall) func(context.Context, string, tenants.PublishRate) error {
+				return x.c.Namespaces().SetPublishRate
+			}),
 		nsGetCmd(a, "get-publish-rate NAMESPACE", "Show the publish rate (null: no limit set)", func(x *adminCall) func(context.Context, string) (*tenants.PublishRate, error) {
 			return x.c.Namespaces().GetPublishRate
 		}),
 		nsCmd(a, "remove-publish-rate NAMESPACE", "Remove the publish rate", func(x *adminCall, ns string) error {
 			return x.c.Namespaces().RemovePublishRate(x.ctx, ns)
 		}),
-		dispatch("set-dispatch-rate NAMESPACE", "Limit dispatch per topic (-1: no limit)", func(x *adminCall) func(context.Context, string, tenants.DispatchRate) error {
+		nsSetCmd(a, "set-dispatch-rate NAMESPACE", "Limit dispatch per topic (-1: no limit)", dispatchRateFlags, func(x *adminCall) func(context.Context, string, tenants.DispatchRate) error {
 			return x.c.Namespaces().SetDispatchRate
 		}),
 		nsGetCmd(a, "get-dispatch-rate NAMESPACE", "Show the per-topic dispatch rate (null: no limit set)", func(x *adminCall) func(context.Context, string) (*tenants.DispatchRate, error) {
@@ -458,7 +441,7 @@ func nsRateCmds(a *adminConn) []*cobra.Command {
 		nsCmd(a, "remove-dispatch-rate NAMESPACE", "Remove the per-topic dispatch rate", func(x *adminCall, ns string) error {
 			return x.c.Namespaces().RemoveDispatchRate(x.ctx, ns)
 		}),
-		dispatch("set-subscription-dispatch-rate NAMESPACE", "Limit dispatch per subscription (-1: no limit)", func(x *adminCall) func(context.Context, string, tenants.DispatchRate) error {
+		nsSetCmd(a, "set-subscription-dispatch-rate NAMESPACE", "Limit dispatch per subscription (-1: no limit)", dispatchRateFlags, func(x *adminCall) func(context.Context, string, tenants.DispatchRate) error {
 			return x.c.Namespaces().SetSubscriptionDispatchRate
 		}),
 		nsGetCmd(a, "get-subscription-dispatch-rate NAMESPACE", "Show the per-subscription dispatch rate (null: no limit set)", func(x *adminCall) func(context.Context, string) (*tenants.DispatchRate, error) {
@@ -470,22 +453,11 @@ func nsRateCmds(a *adminConn) []*cobra.Command {
 	}
 }
 
-// limitFuncs are the client calls of one integer limit policy.
-type limitFuncs struct {
-	set    func(context.Context, string, int) error
-	get    func(context.Context, string) (*int, error)
-	remove func(context.Context, string) error
-}
-
 // nsLimitCmds builds set-NAME (flag --NAME/-short), get-NAME and remove-NAME.
-func nsLimitCmds(a *adminConn, name, short, what string, funcs func(x *adminCall) limitFuncs) []*cobra.Command {
-	var n int
-	set := nsCmd(a, "set-"+name+" NAMESPACE", "Limit "+what+" (0: unlimited)", func(x *adminCall, ns string) error {
-		return funcs(x).set(x.ctx, ns, n)
-	})
-	set.Flags().IntVarP(&n, name, short, 0, "maximum "+what)
-	set.MarkFlagRequired(name)
-	return []*cobra.Command{set,
+func nsLimitCmds(a *adminConn, name, short, what string, funcs func(x *adminCall) policyFuncs[int]) []*cobra.Command {
+	return []*cobra.Command{
+		nsSetCmd(a, "set-"+name+" NAMESPACE", "Limit "+what+" (0: unlimited)", limitFlag(name, short, "maximum "+what),
+			func(x *adminCall) func(context.Context, string, int) error { return funcs(x).set }),
 		nsGetCmd(a, "get-"+name+" NAMESPACE", "Show the limit of "+what+" (null: broker default)", func(x *adminCall) func(context.Context, string) (*int, error) {
 			return funcs(x).get
 		}),

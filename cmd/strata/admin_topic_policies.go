@@ -17,7 +17,8 @@ import (
 // not set the policy (its namespace's applies); a partitioned topic's
 // policies apply to every partition.
 
-// policyFuncs are the client calls of one topic policy.
+// policyFuncs are the client calls of one policy (of a topic or a
+// namespace).
 type policyFuncs[T any] struct {
 	set    func(context.Context, string, T) error
 	get    func(context.Context, string) (*T, error)
