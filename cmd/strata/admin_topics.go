@@ -200,10 +200,19 @@ func subscriptionFlag(c *cobra.Command, sub *string) {
 	c.MarkFlagRequired("subscription")
 }
 
-// expireTimeFlag adds the required -t/--expire-time flag.
-func expireTimeFlag(c *cobra.Command, tm *string) {
-	c.Flags().StringVarP(tm, "expire-time", "t", "", "age of the messages to expire, e.g. 1h, 30m, 600 (seconds)")
+// expireTimeFlag adds the required -t/--expire-time flag and returns the
+// function reading it, in seconds.
+func expireTimeFlag(c *cobra.Command) func() (int64, error) {
+	var tm string
+	c.Flags().StringVarP(&tm, "expire-time", "t", "", "age of the messages to expire, e.g. 1h, 30m, 600 (seconds)")
 	c.MarkFlagRequired("expire-time")
+	return func() (int64, error) {
+		secs, err := units.ParseRelativeTimeSeconds(tm)
+		if err != nil || secs < 0 {
+			return 0, fmt.Errorf("--expire-time %q: want a relative time such as 1h or 600", tm)
+		}
+		return secs, nil
+	}
 }
 
 // Each command below has variables of its own: flags of different commands
@@ -302,29 +311,30 @@ func clearBacklogCmd(a *adminConn) *cobra.Command {
 }
 
 func expireCmd(a *adminConn) *cobra.Command {
-	var sub, tm string
+	var sub string
+	var expireTime func() (int64, error)
 	cmd := topicCmd(a, "expire-messages TOPIC", "Acknowledge a subscription's messages older than -t", func(x *adminCall, t naming.Topic) error {
-		secs, err := units.ParseRelativeTimeSeconds(tm)
-		if err != nil || secs < 0 {
-			return fmt.Errorf("--expire-time %q: want a relative time such as 1h or 600", tm)
+		secs, err := expireTime()
+		if err != nil {
+			return err
 		}
 		return eachPartition(x, t, func(p string) error { return x.c.Topics().ExpireMessages(x.ctx, p, sub, secs) })
 	})
 	subscriptionFlag(cmd, &sub)
-	expireTimeFlag(cmd, &tm)
+	expireTime = expireTimeFlag(cmd)
 	return cmd
 }
 
 func expireAllCmd(a *adminConn) *cobra.Command {
-	var tm string
+	var expireTime func() (int64, error)
 	cmd := topicCmd(a, "expire-messages-all-subscriptions TOPIC", "Acknowledge every subscription's messages older than -t", func(x *adminCall, t naming.Topic) error {
-		secs, err := units.ParseRelativeTimeSeconds(tm)
-		if err != nil || secs < 0 {
-			return fmt.Errorf("--expire-time %q: want a relative time such as 1h or 600", tm)
+		secs, err := expireTime()
+		if err != nil {
+			return err
 		}
 		return eachPartition(x, t, func(p string) error { return x.c.Topics().ExpireAllMessages(x.ctx, p, secs) })
 	})
-	expireTimeFlag(cmd, &tm)
+	expireTime = expireTimeFlag(cmd)
 	return cmd
 }
 
