@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -786,7 +787,7 @@ func (ml *ManagedLedger) deleteBookieCopies(ctx context.Context, lag time.Durati
 		err := ml.updateInfo(ctx, func(info *mlInfo) {
 			for i := range info.Ledgers {
 				li := &info.Ledgers[i]
-				if offloaded(*li) && containsID(ids, li.LedgerID) {
+				if offloaded(*li) && slices.Contains(ids, li.LedgerID) {
 					li.Offload.BookieDeleted = true
 				}
 			}
@@ -818,15 +819,6 @@ func (ml *ManagedLedger) deleteBookieCopies(ctx context.Context, lag time.Durati
 		}
 		ml.log.Debug("deleted offloaded ledger from bookies", "ledger", id)
 	}
-}
-
-func containsID(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 // dropOffloaded closes the readers of ledgers that left the log (trimmed or
