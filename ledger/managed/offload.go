@@ -275,10 +275,11 @@ func offloaded(li LedgerInfo) bool { return li.Offload != nil && li.Offload.Comp
 // must be held.
 func (ml *ManagedLedger) offloadStatsLocked() OffloadStats {
 	var st OffloadStats
+	cur, curSize := ml.currentLocked()
 	for _, li := range ml.mu.info.Ledgers {
 		size := li.Size
-		if ml.mu.writer != nil && li.LedgerID == ml.mu.cur.id {
-			size = ml.mu.cur.size
+		if li.LedgerID == cur {
+			size = curSize
 		}
 		if offloaded(li) {
 			st.OffloadedLedgers++
@@ -496,12 +497,7 @@ func (ml *ManagedLedger) offloadCandidatesNow(keepBytes, maxAgeMs int64) []Ledge
 	}
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
-	// Between a rollover and the next ledger's creation there is no current
-	// ledger, and cur still describes the closed one: it must not count twice.
-	cur, curSize := int64(-1), int64(0)
-	if ml.mu.writer != nil {
-		cur, curSize = ml.mu.cur.id, ml.mu.cur.size
-	}
+	cur, curSize := ml.currentLocked()
 	return offloadCandidates(ml.mu.info.Ledgers, cur, curSize, keepBytes, maxAgeMs, ml.opts.Clock().UnixMilli())
 }
 

@@ -15,6 +15,17 @@ type ledgerView struct {
 	current bool
 }
 
+// currentLocked returns the id and size of the ledger being written, or -1
+// and 0 when there is none: between a rollover and the next ledger's
+// creation ml.mu.cur still describes the closed ledger, which must not count
+// twice. ml.mu must be held.
+func (ml *ManagedLedger) currentLocked() (id, size int64) {
+	if ml.mu.writer == nil {
+		return -1, 0
+	}
+	return ml.mu.cur.id, ml.mu.cur.size
+}
+
 // viewLocked returns the ledgers of the log with their confirmed extents.
 // ml.mu must be held.
 func (ml *ManagedLedger) viewLocked() []ledgerView {

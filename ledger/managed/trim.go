@@ -53,14 +53,9 @@ func (ml *ManagedLedger) trim(ctx context.Context) (TrimResult, []LedgerInfo, er
 	now := ml.opts.Clock().UnixMilli()
 	ml.mu.Lock()
 	ledgers := slices.Clone(ml.mu.info.Ledgers)
-	var total int64
+	cur, total := ml.currentLocked()
 	for _, li := range ledgers {
 		total += li.Size
-	}
-	cur := int64(-1)
-	if ml.mu.writer != nil { // else cur still describes the last closed ledger
-		cur = ml.mu.cur.id
-		total += ml.mu.cur.size
 	}
 	ml.mu.Unlock()
 
