@@ -119,36 +119,33 @@ func (c *readerCache) evictLocked(id int64) *offload.LedgerReader {
 
 // closeIdle closes readers unused for at least idle.
 func (c *readerCache) closeIdle(idle time.Duration) {
-	c.mu.Lock()
-	var idleIDs []int64
-	for id, cr := range c.m {
-		if cr.refs == 0 && cr.r != nil && time.Since(cr.lastUsed) >= idle {
-			idleIDs = append(idleIDs, id)
-		}
-	}
-	var closing []*offload.LedgerReader
-	for _, id := range idleIDs {
-		closing = append(closing, c.evictLocked(id))
-	}
-	c.mu.Unlock()
-	for _, r := range closing {
-		r.Close()
-	}
+	c.evictWhere(func(cr *cachedReader) bool {
+		return cr.refs == 0 && cr.r != nil && time.Since(cr.lastUsed) >= idle
+	})
 }
 
 // closeAll closes every reader (the log is closing; reads in progress fail
 // with offload.ErrClosed).
 func (c *readerCache) closeAll() {
+	c.evictWhere(func(*cachedReader) bool { return true })
+}
+
+// evictWhere drops the readers drop selects and closes those not in use
+// (their last user closes the others).
+func (c *readerCache) evictWhere(drop func(*cachedReader) bool) {
 	c.mu.Lock()
 	var closing []*offload.LedgerReader
-	for id := range c.m {
+	for id, cr := range c.m {
+		if !drop(cr) {
+			continue
+		}
 		if r := c.evictLocked(id); r != nil {
 			closing = append(closing, r)
 		}
 	}
 	c.mu.Unlock()
 	for _, r := range closing {
-		r.Close()
+		r.Close() // waits for read-ahead goroutines: not under c.mu
 	}
 }
 
