@@ -271,28 +271,6 @@ func (ml *ManagedLedger) firstUnoffloadedLocked() Position {
 // offloaded reports whether li has a complete offload.
 func offloaded(li LedgerInfo) bool { return li.Offload != nil && li.Offload.Complete }
 
-// offloadStatsLocked fills the figures derived from the ledger list. ml.mu
-// must be held.
-func (ml *ManagedLedger) offloadStatsLocked() OffloadStats {
-	var st OffloadStats
-	cur, curSize := ml.currentLocked()
-	for _, li := range ml.mu.info.Ledgers {
-		size := li.Size
-		if li.LedgerID == cur {
-			size = curSize
-		}
-		if offloaded(li) {
-			st.OffloadedLedgers++
-		} else {
-			st.NotOffloadedSize += size
-		}
-		if !offloaded(li) || !li.Offload.BookieDeleted {
-			st.BookieSize += size
-		}
-	}
-	return st
-}
-
 // offloadCounters adds the run-time counters to st.
 func (ml *ManagedLedger) offloadCounters(st *OffloadStats) {
 	ml.off.mu.Lock()

@@ -60,11 +60,18 @@ func (ml *ManagedLedger) Stats() Stats {
 			st.OffloadedSize += li.Size
 			ls.OnBookies = !li.Offload.BookieDeleted
 		}
+		if ls.Offloaded {
+			st.Offload.OffloadedLedgers++
+		} else {
+			st.Offload.NotOffloadedSize += ls.Size
+		}
+		if ls.OnBookies {
+			st.Offload.BookieSize += ls.Size
+		}
 		st.Entries += ls.Entries
 		st.Size += ls.Size
 		st.Ledgers = append(st.Ledgers, ls)
 	}
-	st.Offload = ml.offloadStatsLocked()
 	cursors := make([]*Cursor, 0, len(ml.mu.cursors))
 	for _, c := range ml.mu.cursors {
 		cursors = append(cursors, c)
