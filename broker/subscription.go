@@ -42,6 +42,10 @@ type Subscription struct {
 	stop   chan struct{}
 	done   chan struct{}
 	limits dispatchLimits
+	// stopped is cancelled with stop: it interrupts the dispatcher's waits
+	// (dispatch rate, reads) without a watcher goroutine per round.
+	stopped    context.Context
+	cancelStop context.CancelFunc
 
 	redelivered meter // messages put back for redelivery
 
@@ -97,6 +101,7 @@ type ringPoint struct {
 func newSubscription(t *Topic, c *managed.Cursor) *Subscription {
 	s := &Subscription{t: t, name: c.Name(), cursor: c, durable: c.Durable(), log: t.log.With("subscription", c.Name()),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.stopped, s.cancelStop = context.WithCancel(context.Background())
 	s.mu.pending = make(map[managed.Position]*delivery)
 	s.mu.replayKeys = make(map[uint32]int)
 	s.mu.redeliveries = make(map[managed.Position]uint32)
@@ -162,6 +167,7 @@ func (s *Subscription) stopDispatcher() {
 	}
 	s.mu.closed = true
 	s.mu.Unlock()
+	s.cancelStop()
 	close(s.stop)
 	<-s.done
 }
@@ -212,15 +218,8 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 	batch := int(min(permits, int64(s.t.b.opts.DispatchBatch)))
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.stopped, 30*time.Second) // stopping interrupts a wait on the dispatch rate
 	defer cancel()
-	go func() { // stopping interrupts a wait on the dispatch rate
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	batch, err := s.dispatchBudget(ctx, batch)
 	if err != nil {
 		return false, false
