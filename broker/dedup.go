@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/ledger/managed"
+	"github.com/strata-mq/strata/tenants"
 )
 
 // dedupCursor is the system cursor holding deduplication snapshots: its
@@ -76,19 +77,20 @@ func newDedup(t *Topic) *dedup {
 	return d
 }
 
-// enabledByPolicy reports whether the namespace (or the broker default)
-// turns deduplication on.
-func (t *Topic) dedupEnabledByPolicy() bool {
-	if v := t.policies().DeduplicationEnabled; v != nil {
+// dedupEnabledByPolicy reports whether the topic's effective policies p
+// (or the broker default) turn deduplication on.
+func (t *Topic) dedupEnabledByPolicy(p tenants.Policies) bool {
+	if v := p.DeduplicationEnabled; v != nil {
 		return *v
 	}
 	return t.b.opts.DeduplicationEnabled
 }
 
-// sync turns deduplication on or off to match the policy; turning it on
-// rebuilds the state from the snapshot and the log tail.
-func (d *dedup) sync(ctx context.Context) error {
-	want := d.t.dedupEnabledByPolicy()
+// sync turns deduplication on or off to match the topic's effective
+// policies p; turning it on rebuilds the state from the snapshot and the
+// log tail.
+func (d *dedup) sync(ctx context.Context, p tenants.Policies) error {
+	want := d.t.dedupEnabledByPolicy(p)
 	d.mu.Lock()
 	on := d.mu.enabled
 	d.mu.Unlock()

@@ -44,16 +44,23 @@ func newPolicyState() *policyState {
 	return p
 }
 
-// maintain applies the namespace policies: message TTL, backlog quota and
-// rate limits. The broker calls it for every topic each policy interval.
+// maintain applies the namespace policies: deduplication, message TTL,
+// backlog quota and rate limits. The broker calls it for every topic each
+// policy interval.
 func (t *Topic) maintain(ctx context.Context) {
 	if t.isClosed() {
 		return
 	}
 	p := t.policies()
-	if err := t.dedup.sync(ctx); err != nil {
+	if err := t.dedup.sync(ctx, p); err != nil {
 		t.log.Warn("deduplication policy", "err", err)
 	}
+	t.enforce(ctx, p)
+}
+
+// enforce applies the effective policies p other than deduplication:
+// message TTL, backlog quota and rate limits.
+func (t *Topic) enforce(ctx context.Context, p tenants.Policies) {
 	if ttl := p.MessageTTLInSeconds; ttl != nil && *ttl > 0 {
 		if err := t.expireOlderThan(ctx, t.durableSubs(), time.Now().Add(-time.Duration(*ttl)*time.Second)); err != nil && !errors.Is(err, managed.ErrClosed) {
 			t.log.Warn("message TTL expiry failed", "err", err)

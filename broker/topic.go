@@ -171,11 +171,12 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 			t.mu.subs[c.Name()] = newSubscription(t, c)
 		}
 	}
-	if err := t.dedup.sync(ctx); err != nil {
+	pol := t.policies()
+	if err := t.dedup.sync(ctx, pol); err != nil {
 		t.ml.Close(ctx)
 		return nil, fmt.Errorf("load topic %s: %w", name, err)
 	}
-	t.maintain(ctx) // rates and quotas from the start
+	t.enforce(ctx, pol) // rates and quotas from the start
 	t.log.Info("topic loaded", "subscriptions", len(t.mu.subs))
 	return t, nil
 }
