@@ -129,8 +129,7 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 		} else if err != nil && !errors.Is(err, tenants.ErrNotFound) {
 			return nil, err
 		}
-	}
-	if !name.IsPartition() {
+	} else {
 		if pm, err := b.cfg.GetPartitionedTopic(ctx, name); err == nil && pm.Partitions > 0 {
 			return nil, fmt.Errorf("%w: %s is a partitioned topic with %d partitions; use its partitions (%s) or a partition-aware client",
 				ErrNotAllowed, name, pm.Partitions, name.Partition(0))
