@@ -77,8 +77,8 @@ func (t *Topic) statsJSON() topicStatsJSON {
 	ms := t.ml.Stats()
 	out := topicStatsJSON{
 		MsgRateIn: r.rateIn, MsgThroughputIn: r.thrIn, MsgRateOut: r.rateOut, MsgThroughputOut: r.thrOut,
-		MsgInCounter: t.stats.msgsIn.Load(), BytesInCounter: t.stats.bytesIn.Load(),
-		MsgOutCounter: t.stats.msgsOut.Load(), BytesOutCounter: t.stats.bytesOut.Load(),
+		MsgInCounter: t.stats.in.msgs.Load(), BytesInCounter: t.stats.in.bytes.Load(),
+		MsgOutCounter: t.stats.out.msgs.Load(), BytesOutCounter: t.stats.out.bytes.Load(),
 		StorageSize: ms.Size, OffloadedStorageSize: ms.OffloadedSize,
 		Publishers: []publisherStats{}, Subscriptions: map[string]subscriptionStats{}, Replication: map[string]any{},
 		DeduplicationStatus: t.dedup.status(),

@@ -85,7 +85,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range topics {
 		lv := []string{cluster, t.name.NamespaceName().String(), t.name.String()}
 		s := t.stats
-		in, bin, out, bout := s.msgsIn.Load(), s.bytesIn.Load(), s.msgsOut.Load(), s.bytesOut.Load()
+		in, bin, out, bout := s.in.msgs.Load(), s.in.bytes.Load(), s.out.msgs.Load(), s.out.bytes.Load()
 		r := t.rates()
 		counter := func(d *prometheus.Desc, v int64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)

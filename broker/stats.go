@@ -8,26 +8,21 @@ import (
 
 // topicStats counts a topic's traffic; rates are derived per interval.
 type topicStats struct {
-	entriesIn         atomic.Int64
-	msgsIn, bytesIn   atomic.Int64
-	msgsOut, bytesOut atomic.Int64
-	acks              atomic.Int64
-	publishLatency    *latencyObserver
+	entriesIn      atomic.Int64
+	in, out        meter // messages and bytes published, dispatched
+	acks           atomic.Int64
+	publishLatency *latencyObserver
 }
 
 func newTopicStats() *topicStats { return &topicStats{publishLatency: &latencyObserver{}} }
 
 func (s *topicStats) published(msgs, bytes int, d time.Duration) {
 	s.entriesIn.Add(1)
-	s.msgsIn.Add(int64(msgs))
-	s.bytesIn.Add(int64(bytes))
+	s.in.add(msgs, bytes)
 	s.publishLatency.observe(d)
 }
 
-func (s *topicStats) dispatched(msgs, bytes int) {
-	s.msgsOut.Add(int64(msgs))
-	s.bytesOut.Add(int64(bytes))
-}
+func (s *topicStats) dispatched(msgs, bytes int) { s.out.add(msgs, bytes) }
 
 func (s *topicStats) acked(n int) { s.acks.Add(int64(n)) }
 
@@ -47,37 +42,18 @@ type rates struct {
 	rateIn, thrIn, rateOut, thrOut float64
 }
 
-// rateTracker turns a topic's counters into per-interval rates.
-type rateTracker struct {
-	mu                                 sync.Mutex
-	at                                 time.Time
-	msgsIn, bytesIn, msgsOut, bytesOut int64
-	cur                                rates
-}
-
 // rates returns the topic's rates, recomputed when the last measurement is
 // at least 5 s old (so frequent readers do not jitter them).
 func (t *Topic) rates() rates {
-	rt := &t.rt
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	now := time.Now()
-	s := t.stats
-	in, bin, out, bout := s.msgsIn.Load(), s.bytesIn.Load(), s.msgsOut.Load(), s.bytesOut.Load()
-	if rt.at.IsZero() {
-		rt.at, rt.msgsIn, rt.bytesIn, rt.msgsOut, rt.bytesOut = now, in, bin, out, bout
-		return rt.cur
-	}
-	if el := now.Sub(rt.at).Seconds(); el >= 5 {
-		rt.cur = rates{float64(in-rt.msgsIn) / el, float64(bin-rt.bytesIn) / el, float64(out-rt.msgsOut) / el, float64(bout-rt.bytesOut) / el}
-		rt.at, rt.msgsIn, rt.bytesIn, rt.msgsOut, rt.bytesOut = now, in, bin, out, bout
-	}
-	return rt.cur
+	var r rates
+	r.rateIn, r.thrIn = t.stats.in.rates()
+	r.rateOut, r.thrOut = t.stats.out.rates()
+	return r
 }
 
-// meter counts messages and bytes of one producer, consumer or
-// subscription and derives their rates like the topic's (windows of at
-// least 5 s).
+// meter counts messages and bytes (of a topic's traffic in or out, a
+// producer, consumer or subscription) and derives their rates over windows
+// of at least 5 s.
 type meter struct {
 	msgs, bytes atomic.Int64
 

@@ -24,7 +24,6 @@ type Topic struct {
 	ml        *managed.ManagedLedger
 	log       *slog.Logger
 	stats     *topicStats
-	rt        rateTracker
 	policy    *policyState
 	dispatch  dispatchLimits // the topic dispatch rate, shared by its subscriptions
 	dedup     *dedup
