@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"time"
 
+	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/ledger/managed"
 )
 
@@ -55,5 +56,5 @@ func (s *Subscription) releaseDueLocked(now time.Time) time.Time {
 // supportsDelay: delayed delivery applies to Shared and Key_Shared
 // subscriptions (others deliver at once, as Pulsar).
 func (s *Subscription) supportsDelayLocked() bool {
-	return s.mu.subType == clientSharedType || s.mu.subType == clientKeySharedType
+	return s.mu.subType == clientpb.SubscriptionType_SHARED || s.mu.subType == clientpb.SubscriptionType_KEY_SHARED
 }

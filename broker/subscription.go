@@ -481,8 +481,3 @@ func (s *Subscription) ringLookupLocked(h uint32) *Consumer {
 	}
 	return s.mu.ring[i].c
 }
-
-const (
-	clientSharedType    = clientpb.SubscriptionType_SHARED
-	clientKeySharedType = clientpb.SubscriptionType_KEY_SHARED
-)
