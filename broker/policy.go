@@ -118,7 +118,7 @@ func (t *Topic) checkBacklogQuota(ctx context.Context, p tenants.Policies) {
 	slowest, from, bytes := t.backlog()
 	if q, ok := p.BacklogQuotaMap[tenants.DestinationStorage]; ok && q.LimitSize >= 0 && slowest != nil && bytes > q.LimitSize {
 		if q.Policy == tenants.ConsumerBacklogEviction {
-			t.evictToSize(ctx, q.LimitSize)
+			t.evictToSize(q.LimitSize)
 		} else {
 			reason, policy = fmt.Sprintf("backlog of %d bytes over the %d-byte quota", bytes, q.LimitSize), q.Policy
 		}
@@ -150,7 +150,7 @@ func (t *Topic) ageAt(ctx context.Context, md managed.Position) (time.Duration, 
 
 // evictToSize moves the slowest cursors forward, ledger by ledger, until
 // the backlog fits in limit bytes (consumer_backlog_eviction).
-func (t *Topic) evictToSize(ctx context.Context, limit int64) {
+func (t *Topic) evictToSize(limit int64) {
 	for i := 0; i < 1000; i++ {
 		slowest, from, bytes := t.backlog()
 		if slowest == nil || bytes <= limit {
@@ -166,8 +166,7 @@ func (t *Topic) evictToSize(ctx context.Context, limit int64) {
 			}
 		}
 		if target.LedgerID == 0 {
-			lc := t.ml.LastConfirmed()
-			target = lc
+			target = t.ml.LastConfirmed()
 		}
 		for _, s := range t.durableSubs() {
 			if s.cursor.MarkDeletePosition().Less(target) {
@@ -175,7 +174,6 @@ func (t *Topic) evictToSize(ctx context.Context, limit int64) {
 				s.reposition(managed.Position{LedgerID: target.LedgerID, EntryID: target.EntryID + 1}, "backlog evicted by quota")
 			}
 		}
-		_ = ctx
 	}
 }
 
