@@ -28,24 +28,19 @@ const maxFanOutBody = 64 << 10
 // that owns it, with the caller's credentials; merge combines the answers of
 // a listing, nil answers 204 once every partition succeeded.
 func (b *Broker) partitionedRoute(h topicHandler, merge func(w http.ResponseWriter, bodies [][]byte) error) http.HandlerFunc {
-	direct := b.topicRoute(h, true)
-	parted := b.topicRoute(func(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {
-		n, err := b.partitionCount(ctx, t)
-		if err != nil {
-			return err
-		}
-		return b.fanOut(ctx, w, r, t, n, merge)
-	}, false)
-	return func(w http.ResponseWriter, r *http.Request) {
-		t, err := naming.ParseTopic(fmt.Sprintf("persistent://%s/%s/%s", r.PathValue("tenant"), r.PathValue("namespace"), r.PathValue("topic")))
-		if err == nil && !t.IsPartition() {
-			if n, err := b.partitionCount(r.Context(), t); err == nil && n > 0 {
-				parted(w, r)
-				return
+	return b.topicRoute(func(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {
+		if !t.IsPartition() {
+			if n, err := b.partitionCount(ctx, t); err == nil && n > 0 {
+				return b.fanOut(ctx, w, r, t, n, merge)
 			}
 		}
-		direct(w, r)
-	}
+		// Not partitioned: served by the topic's owner, as topicRoute's
+		// routes with owner set.
+		if redirected, err := b.redirectToOwner(w, r, t); err != nil || redirected {
+			return err
+		}
+		return h(ctx, w, r, t)
+	}, false)
 }
 
 // partitionCount returns the partitions of t, 0 when it is not partitioned.
