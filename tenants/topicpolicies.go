@@ -61,10 +61,16 @@ func (tp TopicPolicies) Validate() error {
 			return fmt.Errorf("publishRate: %w", err)
 		}
 	}
-	for name, r := range map[string]*DispatchRate{"dispatchRate": tp.DispatchRate, "subscriptionDispatchRate": tp.SubscriptionDispatchRate} {
-		if r != nil {
-			if err := r.normalize().Validate(); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+	for _, f := range []struct {
+		name string
+		r    *DispatchRate
+	}{
+		{"dispatchRate", tp.DispatchRate},
+		{"subscriptionDispatchRate", tp.SubscriptionDispatchRate},
+	} {
+		if f.r != nil {
+			if err := f.r.normalize().Validate(); err != nil {
+				return fmt.Errorf("%s: %w", f.name, err)
 			}
 		}
 	}
