@@ -128,7 +128,7 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		out.Subscriptions[s.name] = ss
 	}
 	// Pulsar's backlogSize: bytes from the slowest subscription on.
-	_, _, out.BacklogSize = t.backlog()
+	_, _, out.BacklogSize = t.backlog(ms)
 	return out
 }
 

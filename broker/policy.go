@@ -85,10 +85,9 @@ func (t *Topic) durableSubs() []*Subscription {
 }
 
 // backlog returns the oldest unacknowledged position over the durable
-// subscriptions, the bytes after it (estimated per ledger) and the
-// subscription holding it.
-func (t *Topic) backlog() (slowest *Subscription, from managed.Position, bytes int64) {
-	st := t.ml.Stats()
+// subscriptions, the bytes after it (estimated per ledger of st, the
+// managed ledger's stats) and the subscription holding it.
+func (t *Topic) backlog(st managed.Stats) (slowest *Subscription, from managed.Position, bytes int64) {
 	for _, s := range t.durableSubs() {
 		md := s.cursor.MarkDeletePosition()
 		if slowest == nil || md.Less(from) {
@@ -115,7 +114,7 @@ func (t *Topic) backlog() (slowest *Subscription, from managed.Position, bytes i
 func (t *Topic) checkBacklogQuota(ctx context.Context, p tenants.Policies) {
 	var reason string
 	var policy tenants.BacklogPolicy
-	slowest, from, bytes := t.backlog()
+	slowest, from, bytes := t.backlog(t.ml.Stats())
 	if q, ok := p.BacklogQuotaMap[tenants.DestinationStorage]; ok && q.LimitSize >= 0 && slowest != nil && bytes > q.LimitSize {
 		if q.Policy == tenants.ConsumerBacklogEviction {
 			t.evictToSize(q.LimitSize)
@@ -152,14 +151,15 @@ func (t *Topic) ageAt(ctx context.Context, md managed.Position) (time.Duration, 
 // the backlog fits in limit bytes (consumer_backlog_eviction).
 func (t *Topic) evictToSize(limit int64) {
 	for i := 0; i < 1000; i++ {
-		slowest, from, bytes := t.backlog()
+		st := t.ml.Stats()
+		slowest, from, bytes := t.backlog(st)
 		if slowest == nil || bytes <= limit {
 			return
 		}
 		// Skip the slowest cursor to the start of the next ledger (or the
 		// end of the log).
 		var target managed.Position
-		for _, l := range t.ml.Stats().Ledgers {
+		for _, l := range st.Ledgers {
 			if l.LedgerID > from.LedgerID {
 				target = managed.Position{LedgerID: l.LedgerID, EntryID: -1}
 				break
