@@ -155,11 +155,11 @@ func TestTopicMetrics(t *testing.T) {
 	if in.TotalSize <= 0 {
 		t.Errorf("storage size %d, want > 0", in.TotalSize)
 	}
-	if got, _ := metric(t, all, "pulsar_in_bytes_total", lt); got <= 0 {
-		t.Errorf("pulsar_in_bytes_total = %v, want > 0", got)
+	if got, ok := metric(t, all, "pulsar_in_bytes_total", lt); !ok || got <= 0 {
+		t.Errorf("pulsar_in_bytes_total = %v (found %v), want > 0", got, ok)
 	}
-	if got, _ := metric(t, all, "pulsar_storage_write_latency_seconds_bucket", with("le", "+Inf")); got != 21 {
-		t.Errorf("latency histogram +Inf bucket = %v, want 21", got)
+	if got, ok := metric(t, all, "pulsar_storage_write_latency_seconds_bucket", with("le", "+Inf")); !ok || got != 21 {
+		t.Errorf("latency histogram +Inf bucket = %v (found %v), want 21", got, ok)
 	}
 
 	// Connections going away show at the next scrape.
@@ -167,10 +167,10 @@ func TestTopicMetrics(t *testing.T) {
 	single.Close()
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		all := scrape(t, c.Broker(0).B.HTTPURL())
-		p, _ := metric(t, all, "pulsar_producers_count", lt)
-		cs, _ := metric(t, all, "pulsar_consumers_count", lt)
-		if p != 1 || cs != 0 {
-			return fmt.Errorf("producers %v consumers %v, want 1 and 0", p, cs)
+		p, pok := metric(t, all, "pulsar_producers_count", lt)
+		cs, cok := metric(t, all, "pulsar_consumers_count", lt)
+		if !pok || !cok || p != 1 || cs != 0 {
+			return fmt.Errorf("producers %v (found %v) consumers %v (found %v), want 1 and 0", p, pok, cs, cok)
 		}
 		return nil
 	})
@@ -207,11 +207,12 @@ func TestMetricsHideSystemCursors(t *testing.T) {
 			t.Errorf("series %s%v: only subscription a exists", s.name, s.labels)
 		}
 	}
-	if got, _ := metric(t, all, "pulsar_msg_backlog", lt); got != 0 {
-		t.Errorf("pulsar_msg_backlog = %v after every message was acknowledged, want 0", got)
+	// A missing series would read as 0: require it.
+	if got, ok := metric(t, all, "pulsar_msg_backlog", lt); !ok || got != 0 {
+		t.Errorf("pulsar_msg_backlog = %v (found %v) after every message was acknowledged, want 0", got, ok)
 	}
-	if got, _ := metric(t, all, "pulsar_subscriptions_count", lt); got != 1 {
-		t.Errorf("pulsar_subscriptions_count = %v, want 1", got)
+	if got, ok := metric(t, all, "pulsar_subscriptions_count", lt); !ok || got != 1 {
+		t.Errorf("pulsar_subscriptions_count = %v (found %v), want 1", got, ok)
 	}
 	r := rest{t, c.Broker(0).B.HTTPURL()}
 	if body := r.want("GET", "/admin/v2/persistent/public/default/metrics-dedup/subscriptions", "", 200); strings.TrimSpace(body) != `["a"]` {
