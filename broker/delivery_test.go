@@ -42,7 +42,10 @@ func TestNackAckTimeoutAndRedeliveryCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := cl.CreateProducer(ctx, "nack")
+	p, err := cl.CreateProducer(ctx, "nack")
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")})
 	m := recvN(t, cons, 1, false)[0]
 	if m.RedeliveryCount != 0 {
@@ -82,7 +85,10 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := cl.CreateProducer(ctx, "poison", client.WithoutBatching())
+	p, err := cl.CreateProducer(ctx, "poison", client.WithoutBatching())
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.Send(ctx, &client.ProducerMessage{Payload: []byte("poison"), Properties: map[string]string{"origin": "app"}})
 	p.Send(ctx, &client.ProducerMessage{Payload: []byte("good")})
 	deliveries, good := 0, 0
@@ -119,7 +125,10 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 		t.Fatalf("dead letter %q props %v", d.Payload, d.Properties)
 	}
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		st, _ := c.Broker(0).B.TopicStats("poison")
+		st, ok := c.Broker(0).B.TopicStats("poison")
+		if !ok {
+			return fmt.Errorf("topic poison not loaded")
+		}
 		if st.Unacked != 0 {
 			return fmt.Errorf("main subscription still holds %d unacked", st.Unacked)
 		}
@@ -132,7 +141,10 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, _ := cl.CreateProducer(ctx, "retry")
+	rp, err := cl.CreateProducer(ctx, "retry")
+	if err != nil {
+		t.Fatal(err)
+	}
 	rp.Send(ctx, &client.ProducerMessage{Payload: []byte("again")})
 	var seen []string
 	for i := 0; i < 4; i++ {
@@ -146,7 +158,10 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 		t.Fatalf("reconsume counters seen %v, want [ 1 2 3]", seen)
 	}
 	noMore(t, rc, 500*time.Millisecond)
-	rd, _ := cl.Subscribe(ctx, "retry-s-DLQ", "x", client.WithInitialPosition(client.Earliest))
+	rd, err := cl.Subscribe(ctx, "retry-s-DLQ", "x", client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d := recvN(t, rd, 1, true)[0]; string(d.Payload) != "again" || d.Properties[client.PropertyRealTopic] != "retry" {
 		t.Fatalf("retry dead letter %q %v", d.Payload, d.Properties)
 	}
@@ -264,7 +279,10 @@ func TestDelayedDeliveryAcrossFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := cl.CreateProducer(ctx, "delayed")
+	p, err := cl.CreateProducer(ctx, "delayed")
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 1000
 	due := map[string]time.Time{}
 	rnd := rand.New(rand.NewPCG(5, 6))
@@ -302,9 +320,15 @@ func TestMessageTTL(t *testing.T) {
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1, BrokerOptions: fastPolicies})
 	cl := newClient(t, c)
 	ctx := ctxT(t, time.Minute)
-	cons, _ := cl.Subscribe(ctx, "ttl", "s")
+	cons, err := cl.Subscribe(ctx, "ttl", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cons.Close()
-	p, _ := cl.CreateProducer(ctx, "ttl")
+	p, err := cl.CreateProducer(ctx, "ttl")
+	if err != nil {
+		t.Fatal(err)
+	}
 	produceN(t, p, 0, 100)
 	ttl := 1
 	setPolicies(t, c, func(p *tenants.Policies) { p.MessageTTLInSeconds = &ttl })
@@ -345,7 +369,10 @@ func TestBacklogQuotas(t *testing.T) {
 		})
 	}
 	fill := func(topic string) *client.Producer {
-		cons, _ := cl.Subscribe(ctx, topic, "slow")
+		cons, err := cl.Subscribe(ctx, topic, "slow")
+		if err != nil {
+			t.Fatal(err)
+		}
 		cons.Close() // a subscription nobody consumes
 		p, err := cl.CreateProducer(ctx, topic, client.WithoutBatching(), client.WithSendTimeout(10*time.Second))
 		if err != nil {
@@ -383,7 +410,10 @@ func TestBacklogQuotas(t *testing.T) {
 		_, err := p.Send(ctx, &client.ProducerMessage{Payload: payload})
 		done <- err
 	}()
-	drain, _ := cl.Subscribe(ctx, "quota-hold", "slow")
+	drain, err := cl.Subscribe(ctx, "quota-hold", "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
 	recvN(t, drain, 90, true)
 	if err := <-done; err != nil {
 		t.Fatalf("held send after the backlog shrank: %v", err)
@@ -409,7 +439,10 @@ func TestPublishRateLimit(t *testing.T) {
 	setPolicies(t, c, func(p *tenants.Policies) {
 		p.PublishMaxMessageRate = map[string]tenants.PublishRate{testcluster.ClusterName: {PublishThrottlingRateInMsg: limit}}
 	})
-	p, _ := cl.CreateProducer(ctx, "rate", client.WithoutBatching(), client.WithMaxPendingMessages(2000))
+	p, err := cl.CreateProducer(ctx, "rate", client.WithoutBatching(), client.WithMaxPendingMessages(2000))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	var acked []time.Time
 	start := time.Now()

@@ -227,15 +227,21 @@ func TestIsolationMatrixGRPC(t *testing.T) {
 			return err
 		},
 		"Produce": func(ctx context.Context) error {
-			st, _ := cli.Produce(ctx)
+			st, err := cli.Produce(ctx)
+			if err != nil {
+				return err
+			}
 			st.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Open{Open: &clientpb.ProducerOpen{Topic: topic}}})
-			_, err := st.Recv()
+			_, err = st.Recv()
 			return err
 		},
 		"Consume": func(ctx context.Context) error {
-			st, _ := cli.Consume(ctx)
+			st, err := cli.Consume(ctx)
+			if err != nil {
+				return err
+			}
 			st.Send(&clientpb.ConsumeRequest{Cmd: &clientpb.ConsumeRequest_Subscribe{Subscribe: &clientpb.Subscribe{Topic: topic, Subscription: "s", Durable: true, Type: clientpb.SubscriptionType_SHARED}}})
-			_, err := st.Recv()
+			_, err = st.Recv()
 			return err
 		},
 	}
