@@ -35,6 +35,26 @@ func offloadPayload(i int) []byte {
 }
 
 // metricValue returns the value of the series named with its labels.
+// publishOffloadPayloads publishes offloadPayload(0..n-1) to topic
+// unbatched, one entry each, and returns once every send succeeded.
+func publishOffloadPayloads(t *testing.T, ctx context.Context, cl *client.Client, topic string, n int) *client.Producer {
+	t.Helper()
+	p, err := cl.CreateProducer(ctx, topic, client.WithoutBatching())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		p.SendAsync(ctx, &client.ProducerMessage{Payload: offloadPayload(i)}, func(_ client.MessageID, _ *client.ProducerMessage, err error) { errs <- err })
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("send %s: %v", topic, err)
+		}
+	}
+	return p
+}
+
 func metricValue(t *testing.T, metrics, series string) float64 {
 	t.Helper()
 	for _, line := range strings.Split(metrics, "\n") {
@@ -91,19 +111,7 @@ func TestOffloadThroughBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := newClient(t, c)
-	p, err := cl.CreateProducer(ctx, topic, client.WithoutBatching())
-	if err != nil {
-		t.Fatal(err)
-	}
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		p.SendAsync(ctx, &client.ProducerMessage{Payload: offloadPayload(i)}, func(_ client.MessageID, _ *client.ProducerMessage, err error) { errs <- err })
-	}
-	for i := 0; i < n; i++ {
-		if err := <-errs; err != nil {
-			t.Fatalf("send: %v", err)
-		}
-	}
+	publishOffloadPayloads(t, ctx, cl, topic, n)
 	r.want("PUT", "/admin/v2/persistent/public/default/offloaded/offload", "", 400, "message id")
 	r.want("PUT", "/admin/v2/persistent/public/default/offloaded/offload", `{"ledgerId":"x"}`, 400, "malformed")
 
@@ -444,20 +452,7 @@ func TestOffloadBrokerKilledMidOffload(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := newClient(t, c)
-	p, err := cl.CreateProducer(ctx, topic, client.WithoutBatching())
-	if err != nil {
-		t.Fatal(err)
-	}
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		p.SendAsync(ctx, &client.ProducerMessage{Payload: offloadPayload(i)}, func(_ client.MessageID, _ *client.ProducerMessage, err error) { errs <- err })
-	}
-	for i := 0; i < n; i++ {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.Close()
+	publishOffloadPayloads(t, ctx, cl, topic, n).Close()
 	owner := c.BrokerIndex(ownerOf(t, c, topic))
 	adm, err := admin.New(c.Broker(owner).B.HTTPURL())
 	if err != nil {
