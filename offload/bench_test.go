@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/strata-mq/strata/internal/s3test"
+	"github.com/strata-mq/strata/internal/testutil"
 )
 
 // Benchmark knobs (environment):
@@ -26,21 +25,9 @@ import (
 const benchEntrySize = 1024
 
 func benchSizes(b *testing.B) (ledgerBytes int64, blockSize int) {
-	mb := envInt(b, "STRATA_OFFLOAD_BENCH_MB", 64)
-	block := envInt(b, "STRATA_OFFLOAD_BENCH_BLOCK", min(64, max(1, mb/8)))
+	mb := testutil.EnvInt(b, "STRATA_OFFLOAD_BENCH_MB", 64)
+	block := testutil.EnvInt(b, "STRATA_OFFLOAD_BENCH_BLOCK", min(64, max(1, mb/8)))
 	return int64(mb) << 20, block << 20
-}
-
-func envInt(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
 }
 
 // genSource yields n entries of benchEntrySize bytes cut from a random
@@ -122,8 +109,8 @@ func BenchmarkSequentialReplay(b *testing.B) {
 	buf := make([]byte, 1<<20)
 	var readTime, funcTime, rawTime time.Duration
 	ropts := ReaderOptions{
-		ReadAheadBytes: int64(envInt(b, "STRATA_OFFLOAD_BENCH_RA_KB", DefaultReadAheadBytes>>10)) << 10,
-		IOBufferSize:   envInt(b, "STRATA_OFFLOAD_BENCH_IO_KB", DefaultIOBufferSize>>10) << 10,
+		ReadAheadBytes: int64(testutil.EnvInt(b, "STRATA_OFFLOAD_BENCH_RA_KB", DefaultReadAheadBytes>>10)) << 10,
+		IOBufferSize:   testutil.EnvInt(b, "STRATA_OFFLOAD_BENCH_IO_KB", DefaultIOBufferSize>>10) << 10,
 	}
 
 	// replay reads the whole ledger in 100-entry steps with step and

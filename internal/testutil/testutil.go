@@ -1,5 +1,6 @@
 // Package testutil holds helpers shared by Strata's tests: polling, free
-// ports, one embedded etcd per test binary, and admin API error checks.
+// ports, one embedded etcd per test binary, admin API error checks and
+// integer knobs from the environment.
 package testutil
 
 import (
@@ -7,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -122,4 +124,20 @@ func CheckReason(t testing.TB, what, body string, want ...string) {
 			t.Errorf("%s: reason %.400q does not mention %q", what, eb.Reason, w)
 		}
 	}
+}
+
+// EnvInt reads a positive integer knob from the environment variable name,
+// as benchmarks take their sizes: def when unset, a test failure when not
+// a positive integer.
+func EnvInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/strata-mq/strata/internal/s3test"
 	"github.com/strata-mq/strata/internal/testcluster"
+	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/offload"
 )
@@ -34,22 +33,10 @@ type offloadBenchSizes struct {
 }
 
 func offloadBenchConfig(b *testing.B) offloadBenchSizes {
-	mb := benchEnv(b, "STRATA_ML_OFFLOAD_BENCH_MB", 64)
-	ledgerMB := benchEnv(b, "STRATA_ML_OFFLOAD_BENCH_LEDGER", min(64, max(1, mb/4)))
-	blockMB := benchEnv(b, "STRATA_ML_OFFLOAD_BENCH_BLOCK", max(1, ledgerMB/2))
+	mb := testutil.EnvInt(b, "STRATA_ML_OFFLOAD_BENCH_MB", 64)
+	ledgerMB := testutil.EnvInt(b, "STRATA_ML_OFFLOAD_BENCH_LEDGER", min(64, max(1, mb/4)))
+	blockMB := testutil.EnvInt(b, "STRATA_ML_OFFLOAD_BENCH_BLOCK", max(1, ledgerMB/2))
 	return offloadBenchSizes{total: int64(mb) << 20, ledger: int64(ledgerMB) << 20, block: int64(blockMB) << 20}
-}
-
-func benchEnv(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
 }
 
 // offloadBench is a bookie, a versitygw server and a managed ledger
@@ -93,7 +80,7 @@ func newOffloadBench(b *testing.B) *offloadBench {
 			Offload: managed.OffloadOptions{
 				Store: store, KeyPrefix: "bench", Driver: "s3",
 				Write: offload.WriteOptions{BlockSize: int(sizes.block)},
-				Read:  offload.ReaderOptions{ReadAheadBytes: int64(benchEnv(b, "STRATA_ML_OFFLOAD_BENCH_RA_MB", offload.DefaultReadAheadBytes>>20)) << 20},
+				Read:  offload.ReaderOptions{ReadAheadBytes: int64(testutil.EnvInt(b, "STRATA_ML_OFFLOAD_BENCH_RA_MB", offload.DefaultReadAheadBytes>>20)) << 20},
 				Policy: func() managed.OffloadPolicy {
 					return managed.OffloadPolicy{ThresholdBytes: -1, ThresholdSeconds: -1, DeletionLag: -1}
 				},
