@@ -41,19 +41,7 @@ func startStandalone(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := standalone.Start(ctx, standalone.Options{
-		DataDir: t.TempDir(), EtcdClientAddr: testutil.FreeAddr(t), EtcdPeerAddr: testutil.FreeAddr(t), BookieAddr: testutil.FreeAddr(t),
-		Broker: broker.Options{GRPCAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), SessionTTL: 2 * time.Second,
-			Authentication: authn, AuthorizationEnabled: true, SuperUserRoles: []string{"admin"}},
-		Logger: testcluster.TestLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return &server{s: s, secret: secret}
+	return &server{s: testcluster.StartSecureStandalone(t, authn), secret: secret}
 }
 
 func (s *server) token(t *testing.T, role string) string {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/client/admin"
 	"github.com/strata-mq/strata/internal/standalone"
@@ -65,19 +64,7 @@ func startSecureStandalone(t *testing.T, keyFile string) *standalone.Standalone 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := standalone.Start(ctx, standalone.Options{
-		DataDir: t.TempDir(), EtcdClientAddr: testutil.FreeAddr(t), EtcdPeerAddr: testutil.FreeAddr(t), BookieAddr: testutil.FreeAddr(t),
-		Broker: broker.Options{GRPCAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), SessionTTL: 2 * time.Second,
-			Authentication: authn, AuthorizationEnabled: true, SuperUserRoles: []string{"admin"}},
-		Logger: testcluster.TestLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return testcluster.StartSecureStandalone(t, authn)
 }
 
 // TestAdminCommandsEndToEnd runs a representative pulsar-admin style

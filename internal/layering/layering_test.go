@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"client/admin": {"tenants"},
 	// Test harness and process wiring: everything below the binary.
 	"internal/testutil":    {"metadata"},
-	"internal/testcluster": {"api", "metadata", "bookie", "ledger", "offload", "tenants", "broker", "internal/testutil"},
+	"internal/testcluster": {"api", "metadata", "bookie", "ledger", "offload", "tenants", "broker", "internal/testutil", "internal/standalone"},
 	"internal/standalone":  {"metadata", "bookie", "tenants", "broker"},
 	"internal/s3test":      {},
 	"internal/grpcbuf":     {},

@@ -18,10 +18,12 @@ import (
 
 	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/broker"
+	"github.com/strata-mq/strata/internal/standalone"
 	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
+	"github.com/strata-mq/strata/tenants/auth"
 )
 
 // Config describes a cluster.
@@ -364,4 +366,24 @@ func (c *Cluster) Close() {
 			n.B = nil
 		}
 	}
+}
+
+// StartSecureStandalone starts a standalone (one process: etcd, a bookie,
+// a broker) whose broker authenticates with authn and authorizes every
+// request; role "admin" is the superuser. It closes when the test ends.
+func StartSecureStandalone(t testing.TB, authn *auth.Authenticator) *standalone.Standalone {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := standalone.Start(ctx, standalone.Options{
+		DataDir: t.TempDir(), EtcdClientAddr: testutil.FreeAddr(t), EtcdPeerAddr: testutil.FreeAddr(t), BookieAddr: testutil.FreeAddr(t),
+		Broker: broker.Options{GRPCAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), SessionTTL: 2 * time.Second,
+			Authentication: authn, AuthorizationEnabled: true, SuperUserRoles: []string{"admin"}},
+		Logger: TestLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
