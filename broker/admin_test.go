@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -130,8 +131,8 @@ func TestTopicAdminREST(t *testing.T) {
 		r.want("PUT", base+"/unload", "", 204)
 		r.want("GET", base+"/stats", "", 200) // reloads on demand
 		r.want("POST", base+"/terminate", "", 200, `"entryId":9`)
-		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("late")}); err == nil {
-			t.Fatal("send to a terminated topic succeeded")
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("late")}); !errors.Is(err, client.ErrTopicTerminated) {
+			t.Fatalf("send to a terminated topic: %v, want ErrTopicTerminated", err)
 		}
 		r.want("DELETE", base, "", 204)
 		r.want("GET", base+"/stats", "", 404)

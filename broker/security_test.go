@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -302,7 +303,7 @@ func TestPermissionRevokeClosesAccess(t *testing.T) {
 	if err == nil || !strings.Contains(fmt.Sprint(err), "AUTHORIZATION") {
 		t.Fatalf("consumer after revoke: %v, want an authorization error", err)
 	}
-	if _, err := cl.Subscribe(ctx, "persistent://ta/ns/revoke", "s2"); err == nil {
-		t.Fatal("resubscribe after revoke succeeded")
+	if _, err := cl.Subscribe(ctx, "persistent://ta/ns/revoke", "s2"); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("resubscribe after revoke: %v, want ErrUnauthorized", err)
 	}
 }
