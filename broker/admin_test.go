@@ -173,6 +173,9 @@ func TestTopicAdminREST(t *testing.T) {
 	r.want("POST", "/admin/v2/persistent/public/default/admin-1/permissions/app", `["fly"]`, 400)
 	r.want("DELETE", "/admin/v2/persistent/public/default/admin-1/permissions/app", "", 204)
 	r.want("GET", "/admin/v2/persistent/public/default/admin-1/permissions", "", 200, `{}`)
+	// Revoking a permission that is not there succeeds (docs/behaviour.md).
+	r.want("DELETE", "/admin/v2/persistent/public/default/admin-1/permissions/never-granted", "", 204)
+	r.want("GET", "/admin/v2/persistent/public/default/admin-1/permissions", "", 200, `{}`)
 	_ = context.Background
 }
 
