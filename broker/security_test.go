@@ -307,3 +307,43 @@ func TestPermissionRevokeClosesAccess(t *testing.T) {
 		t.Fatalf("resubscribe after revoke: %v, want ErrUnauthorized", err)
 	}
 }
+
+// TestTenantAdminRemovalClosesAccess: removing a role from a tenant's
+// admins closes its producers and consumers on the tenant's topics; they
+// fail with an authorization error and cannot come back.
+func TestTenantAdminRemovalClosesAccess(t *testing.T) {
+	s := newSecured(t)
+	ctx := ctxT(t, time.Minute)
+	cl, err := client.New(s.c.ServiceURL(), client.WithToken(s.tokens["alice"]), client.WithLogger(s.c.Log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const topic = "persistent://ta/ns/demote"
+	cons, err := cl.Subscribe(ctx, topic, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cl.CreateProducer(ctx, topic, client.WithoutBatching())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cons.Receive(ctx); err != nil || string(m.Payload) != "before" {
+		t.Fatalf("receive before the change: %v", err)
+	}
+	if code, body := s.http(t, "superuser", "POST", "/admin/v2/tenants/ta", `{"adminRoles":["carol"],"allowedClusters":["`+testcluster.ClusterName+`"]}`); code != 204 {
+		t.Fatalf("update tenant: %d %s", code, body)
+	}
+	if _, err := cons.Receive(ctx); err == nil || !strings.Contains(fmt.Sprint(err), "AUTHORIZATION") {
+		t.Fatalf("consumer after removal from the tenant admins: %v, want an authorization error", err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("after")}); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("send after removal from the tenant admins: %v, want ErrUnauthorized", err)
+	}
+	if _, err := cl.Subscribe(ctx, topic, "s2"); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("subscribe after removal from the tenant admins: %v, want ErrUnauthorized", err)
+	}
+}
