@@ -71,6 +71,19 @@ func checkSent(t *testing.T, results []sendResult, payloads ...string) {
 	}
 }
 
+// flushAndCheck flushes p, then checks that exactly payloads were reported
+// sent through col, in order, and that cons receives exactly them, in order.
+func flushAndCheck(t *testing.T, ctx context.Context, p *client.Producer, col *collector, cons *client.Consumer, payloads ...string) {
+	t.Helper()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkSent(t, col.results(), payloads...)
+	if got := receivePayloads(t, cons, len(payloads)); !slices.Equal(got, payloads) {
+		t.Fatalf("consumer got %q, want %q", got, payloads)
+	}
+}
+
 // TestPendingQueueFullFails: with WithBlockIfQueueFull(false) a send
 // beyond WithMaxPendingMessages fails at once with ErrProducerQueueFull and
 // is not published; once the pending messages complete there is room again.
@@ -105,13 +118,7 @@ func TestPendingQueueFullFails(t *testing.T) {
 	}
 	checkSent(t, col.results(), "a", "b")
 	p.SendAsync(ctx, msg("e"), col.cb)
-	if err := p.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	checkSent(t, col.results(), "a", "b", "e")
-	if got := receivePayloads(t, cons, 3); !slices.Equal(got, []string{"a", "b", "e"}) {
-		t.Fatalf("consumer got %q, want a, b, e (c and d were refused)", got)
-	}
+	flushAndCheck(t, ctx, p, col, cons, "a", "b", "e") // c and d were refused
 }
 
 // TestPendingQueueFullBlocks: with WithBlockIfQueueFull(true) a send
@@ -157,13 +164,7 @@ func TestPendingQueueFullBlocks(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("SendAsync still blocked after the pending messages completed")
 	}
-	if err := p.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	checkSent(t, col.results(), "a", "b", "c")
-	if got := receivePayloads(t, cons, 3); !slices.Equal(got, []string{"a", "b", "c"}) {
-		t.Fatalf("consumer got %q, want a, b, c (x gave up)", got)
-	}
+	flushAndCheck(t, ctx, p, col, cons, "a", "b", "c") // x gave up
 }
 
 // TestSendTimeout: with the only broker down, sends fail with
