@@ -83,7 +83,10 @@ func TestKeySharedStableMembership(t *testing.T) {
 				perConsumer[i]++
 				total++
 				mu.Unlock()
-				cs.Ack(m)
+				if err := cs.Ack(m); err != nil {
+					t.Errorf("consumer %d: ack %v: %v", i, m.ID, err)
+					return
+				}
 			}
 		}()
 	}

@@ -307,7 +307,10 @@ func TestOffloadReplayWithoutBookies(t *testing.T) {
 				t.Fatalf("FindByTime(%d) = %v, %v; want %v", 1000+i, p, err, pos[i])
 			}
 		}
-		p, _ := ml.FindByTime(ctx, 1000+40000)
+		p, err := ml.FindByTime(ctx, 1000+40000)
+		if err != nil || p != pos[40000] {
+			t.Fatalf("FindByTime(%d) = %v, %v; want %v", 1000+40000, p, err, pos[40000])
+		}
 		c.Reset(p)
 		es, err := c.Read(ctx, 100, 1<<20)
 		if err != nil {
