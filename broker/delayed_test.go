@@ -3,6 +3,7 @@ package broker
 import (
 	"container/heap"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -36,9 +37,7 @@ func TestDelayIndexOrder(t *testing.T) {
 	for h.Len() > 0 {
 		got = append(got, heap.Pop(&h).(delayed).at)
 	}
-	for i := 1; i < len(got); i++ {
-		if got[i] < got[i-1] {
-			t.Fatalf("delay index pops %v", got)
-		}
+	if want := []int64{10, 20, 30, 40, 50}; !slices.Equal(got, want) {
+		t.Fatalf("delay index pops %v, want %v", got, want)
 	}
 }
