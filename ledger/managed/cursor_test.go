@@ -326,12 +326,17 @@ func TestCursorAckedRangesString(t *testing.T) {
 	e := newEnv(t, 1, func(o *managed.Options) { o.MaxEntriesPerLedger = 10 })
 	ml := e.open(t, "public/default/ranges-string")
 	ctx := ctxT(t, time.Minute)
-	c, _ := ml.OpenCursor(ctx, "s", managed.Earliest)
+	c, err := ml.OpenCursor(ctx, "s", managed.Earliest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pos := appendAll(t, ml, 0, 15)
 	if s, left := c.AckedRangesString(10); s != "[]" || left != 0 {
 		t.Fatalf("no acks: %q, %d", s, left)
 	}
-	c.Ack(pos[2], pos[3], pos[5], pos[12])
+	if err := c.Ack(pos[2], pos[3], pos[5], pos[12]); err != nil {
+		t.Fatal(err)
+	}
 	l1, l2 := pos[0].LedgerID, pos[12].LedgerID
 	want := fmt.Sprintf("[(%d:1..%d:3],(%d:4..%d:5],(%d:1..%d:2]]", l1, l1, l1, l1, l2, l2)
 	if s, left := c.AckedRangesString(10); s != want || left != 0 {
