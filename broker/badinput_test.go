@@ -269,7 +269,10 @@ wait:
 	if got != 10 {
 		t.Fatalf("consumer with 10 permits received %d messages", got)
 	}
-	st, _ := c.Broker(0).B.TopicStats("flow")
+	st, ok := c.Broker(0).B.TopicStats("flow")
+	if !ok {
+		t.Fatal("topic flow not loaded")
+	}
 	if st.CacheBytes > 16<<20 {
 		t.Fatalf("entry cache holds %d bytes for a stalled consumer, over its bound", st.CacheBytes)
 	}

@@ -89,8 +89,12 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Send(ctx, &client.ProducerMessage{Payload: []byte("poison"), Properties: map[string]string{"origin": "app"}})
-	p.Send(ctx, &client.ProducerMessage{Payload: []byte("good")})
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("poison"), Properties: map[string]string{"origin": "app"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("good")}); err != nil {
+		t.Fatal(err)
+	}
 	deliveries, good := 0, 0
 	for {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -104,7 +108,9 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 		}
 		if string(m.Payload) == "good" {
 			good++
-			cons.Ack(m)
+			if err := cons.Ack(m); err != nil {
+				t.Fatal(err)
+			}
 			continue
 		}
 		deliveries++
