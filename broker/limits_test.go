@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -286,4 +287,37 @@ func TestDelayedDeliveryKeyShared(t *testing.T) {
 		}
 	}
 	noMore(t, cons, 500*time.Millisecond)
+}
+
+// TestDelayedDeliveryIgnoredOnExclusiveAndFailover: Exclusive and Failover
+// subscriptions deliver a delayed message at once, as in Pulsar
+// (docs/behaviour.md); a Shared subscription of the same topic holds it.
+func TestDelayedDeliveryIgnoredOnExclusiveAndFailover(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	cl := newClient(t, c)
+	ctx := ctxT(t, time.Minute)
+	var cons []*client.Consumer
+	for _, typ := range []client.SubscriptionType{client.Exclusive, client.Failover, client.Shared} {
+		cs, err := cl.Subscribe(ctx, "delayed-excl", typ.String(), client.WithSubscriptionType(typ))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons = append(cons, cs)
+	}
+	p, err := cl.CreateProducer(ctx, "delayed-excl", client.WithoutBatching())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("later"), DeliverAfter: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range cons[:2] {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := cs.Receive(rctx)
+		cancel()
+		if err != nil || string(m.Payload) != "later" {
+			t.Fatalf("%s subscription: %v, want the delayed message at once", cs.Subscription(), err)
+		}
+	}
+	noMore(t, cons[2], 2*time.Second)
 }
