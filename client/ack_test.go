@@ -169,3 +169,35 @@ func TestAcksBeforeCloseReachBroker(t *testing.T) {
 		p.Close()
 	}
 }
+
+// TestClosedConsumerReturnsNoBufferedMessage: after Close, Receive returns
+// ErrClosed rather than a message the consumer had buffered, and the
+// buffered, unacknowledged messages go to the next consumer.
+func TestClosedConsumerReturnsNoBufferedMessage(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	cl := newClient(t, c)
+	topic := uniqueTopic(t, "close-buffered")
+	cons := subscribe(t, cl, topic, "s", client.WithReceiverQueueSize(10))
+	p := newProducer(t, cl, topic, client.WithoutBatching())
+	for i := 0; i < 5; i++ {
+		send(t, p, fmt.Sprintf("m%d", i))
+	}
+	m0 := receive(t, cons, 30*time.Second)
+	if string(m0.Payload) != "m0" {
+		t.Fatalf("first message %q, want m0", m0.Payload)
+	}
+	if err := cons.AckWithResponse(ctxT(t, 30*time.Second), m0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // m1..m4 reach the consumer's queue
+	if err := cons.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cons.Receive(ctxT(t, 5*time.Second)); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Receive after Close: %q, %v; want ErrClosed", m.Payload, err)
+	}
+	cons2 := subscribe(t, cl, topic, "s")
+	if got := receivePayloads(t, cons2, 4); !slices.Equal(got, []string{"m1", "m2", "m3", "m4"}) {
+		t.Fatalf("next consumer got %q, want m1..m4", got)
+	}
+}
