@@ -76,7 +76,9 @@ func TestTopicAdminREST(t *testing.T) {
 				start = time.Now()
 				time.Sleep(20 * time.Millisecond)
 			}
-			p.Send(ctx, &client.ProducerMessage{Payload: []byte(fmt.Sprint(j))})
+			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte(fmt.Sprint(j))}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		r.want("PUT", base+"/subscription/sub1", `{"ledgerId":-1,"entryId":-1}`, 204)
 		r.want("PUT", base+"/subscription/sub1", "", 409)
@@ -153,7 +155,9 @@ func TestTopicAdminREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	for j := 0; j < 50; j++ {
-		p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")})
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r.want("GET", pt+"/partitioned-stats?perPartition=true", "", 200, `"msgInCounter":50`, `"metadata":{"partitions":5}`, "parted-partition-0")
 	p.Close()

@@ -46,7 +46,9 @@ func TestNackAckTimeoutAndRedeliveryCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")})
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
 	m := recvN(t, cons, 1, false)[0]
 	if m.RedeliveryCount != 0 {
 		t.Fatalf("first delivery count %d", m.RedeliveryCount)
@@ -151,7 +153,9 @@ func TestDeadLetterAndRetryTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp.Send(ctx, &client.ProducerMessage{Payload: []byte("again")})
+	if _, err := rp.Send(ctx, &client.ProducerMessage{Payload: []byte("again")}); err != nil {
+		t.Fatal(err)
+	}
 	var seen []string
 	for i := 0; i < 4; i++ {
 		m := recvN(t, rc, 1, false)[0]
@@ -207,7 +211,9 @@ func dedupRun(t *testing.T, dedupOn bool) (counts map[int]int, inOrder bool) {
 	}
 	for i := 0; i < n; i++ {
 		if i == n/2 {
-			p.Flush(ctx)
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
 			c.KillBroker(c.BrokerIndex(ownerOf(t, c, "persistent://public/default/dedup")))
 		}
 		send(i)
@@ -301,7 +307,9 @@ func TestDelayedDeliveryAcrossFailover(t *testing.T) {
 		mu.Unlock()
 		p.SendAsync(ctx, &client.ProducerMessage{Payload: []byte(payload), DeliverAfter: d}, nil)
 	}
-	p.Flush(ctx)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Fail over while most messages are still pending.
 	c.KillBroker(c.BrokerIndex(ownerOf(t, c, "persistent://public/default/delayed")))
 	got := map[string]bool{}
