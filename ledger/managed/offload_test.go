@@ -1118,3 +1118,36 @@ func TestOffloadConcurrentWithReadsAndTrims(t *testing.T) {
 		return nil
 	})
 }
+
+// TestOffloadThresholdIgnoresDeletionLag: the size threshold counts bytes
+// not offloaded, so bookie copies kept by a deletion lag (-1: kept) do not
+// make the offloader offload more than the threshold asks
+// (docs/behaviour.md).
+func TestOffloadThresholdIgnoresDeletionLag(t *testing.T) {
+	store, err := offload.NewFSStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const entry, perLedger = 10 << 10, 10
+	const ledgerSize = entry * perLedger
+	e := newOffloadEnv(t, 1, "filesystem", store, func(o *managed.Options) { o.MaxEntriesPerLedger = perLedger })
+	e.policy.set(managed.OffloadPolicy{ThresholdBytes: 1 << 20, ThresholdSeconds: -1, DeletionLag: -1})
+	ml := e.open(t, "public/default/offload-threshold-lag")
+	appendSized(t, ml, 0, 1024, entry) // 10 MiB
+	testutil.WaitFor(t, time.Minute, func() error {
+		if st := ml.Stats().Offload; st.NotOffloadedSize > 1<<20 {
+			return fmt.Errorf("not offloaded %d, want <= 1 MiB", st.NotOffloadedSize)
+		}
+		return nil
+	})
+	holdsFor(t, time.Second, func() error { // twenty checks
+		st := ml.Stats().Offload
+		if st.NotOffloadedSize < 1<<20-2*ledgerSize {
+			return fmt.Errorf("not offloaded %d: offloaded past the 1 MiB threshold (bookie size %d)", st.NotOffloadedSize, st.BookieSize)
+		}
+		if st.BookieSize < 1024*entry {
+			return fmt.Errorf("bookie size %d: copies deleted with deletion lag -1", st.BookieSize)
+		}
+		return nil
+	})
+}
