@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -89,13 +88,6 @@ func wantErr(t *testing.T, what string, err error, status int, substr string) {
 	}
 }
 
-func equal(t *testing.T, what string, got, want any) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s: got %#v, want %#v", what, got, want)
-	}
-}
-
 func TestClientAgainstStandalone(t *testing.T) {
 	srv := startStandalone(t)
 	c := srv.admin(t, "admin")
@@ -139,12 +131,12 @@ func testClusters(t *testing.T, c *admin.Client) {
 	wantErr(t, "create west again", cl.Create(ctx, "west", west), http.StatusConflict, "west")
 	got, err := cl.Get(ctx, "west")
 	check(t, "get west", err)
-	equal(t, "west", got, west)
+	testutil.Equal(t, "west", got, west)
 	west.ServiceURL = "http://west2:8080"
 	check(t, "update west", cl.Update(ctx, "west", west))
 	got, err = cl.Get(ctx, "west")
 	check(t, "get west", err)
-	equal(t, "updated west", got, west)
+	testutil.Equal(t, "updated west", got, west)
 	wantErr(t, "bad url", cl.Create(ctx, "east", tenants.ClusterData{ServiceURL: "not a url"}), http.StatusBadRequest, "serviceUrl")
 	check(t, "delete west", cl.Delete(ctx, "west"))
 	_, err = cl.Get(ctx, "west")
@@ -164,12 +156,12 @@ func testTenants(t *testing.T, c *admin.Client) {
 	}
 	got, err := tn.Get(ctx, "acme")
 	check(t, "get", err)
-	equal(t, "tenant", got, info)
+	testutil.Equal(t, "tenant", got, info)
 	info.AdminRoles = []string{"acme-admin", "acme-ops"}
 	check(t, "update", tn.Update(ctx, "acme", info))
 	got, err = tn.Get(ctx, "acme")
 	check(t, "get", err)
-	equal(t, "updated tenant", got, info)
+	testutil.Equal(t, "updated tenant", got, info)
 	_, err = tn.Get(ctx, "nope")
 	wantErr(t, "get missing", err, http.StatusNotFound, "nope")
 	wantErr(t, "unknown cluster", tn.Create(ctx, "other", tenants.TenantInfo{AllowedClusters: []string{"mars"}}), http.StatusPreconditionFailed, "mars")
@@ -197,7 +189,7 @@ func testNamespaces(t *testing.T, srv *server, c *admin.Client) {
 	}
 	list, err := ns.List(ctx, "acme")
 	check(t, "list", err)
-	equal(t, "namespaces", list, []string{"acme/audit", "acme/orders"})
+	testutil.Equal(t, "namespaces", list, []string{"acme/audit", "acme/orders"})
 	p, err := ns.Policies(ctx, "acme/audit")
 	check(t, "policies", err)
 	if p.Bundles == nil || p.Bundles.NumBundles != 8 || !slices.Equal(p.ReplicationClusters, []string{"standalone"}) {
@@ -207,7 +199,7 @@ func testNamespaces(t *testing.T, srv *server, c *admin.Client) {
 	wantErr(t, "policies of missing", err, http.StatusNotFound, "acme/nope")
 	topics, err := ns.Topics(ctx, "acme/audit")
 	check(t, "topics", err)
-	equal(t, "topics", topics, []string{})
+	testutil.Equal(t, "topics", topics, []string{})
 	check(t, "delete", ns.Delete(ctx, "acme/audit"))
 	wantErr(t, "delete again", ns.Delete(ctx, "acme/audit"), http.StatusNotFound, "")
 
@@ -219,7 +211,7 @@ func testNamespaces(t *testing.T, srv *server, c *admin.Client) {
 	wantErr(t, "tenant admin elsewhere", acme.Namespaces().Create(ctx, "public/mine", nil), http.StatusForbidden, "")
 	visible, err := acme.Tenants().List(ctx)
 	check(t, "tenant admin lists tenants", err)
-	equal(t, "tenants visible to acme-admin", visible, []string{"acme"})
+	testutil.Equal(t, "tenants visible to acme-admin", visible, []string{"acme"})
 }
 
 func testNamespacePolicies(t *testing.T, c *admin.Client) {
@@ -236,7 +228,7 @@ func testNamespacePolicies(t *testing.T, c *admin.Client) {
 	check(t, "set retention", ns.SetRetention(ctx, n, want))
 	ret, err = ns.GetRetention(ctx, n)
 	check(t, "get retention", err)
-	equal(t, "retention", *ret, want)
+	testutil.Equal(t, "retention", *ret, want)
 	wantErr(t, "bad retention", ns.SetRetention(ctx, n, tenants.RetentionPolicies{RetentionTimeInMinutes: 0, RetentionSizeInMB: 10}), http.StatusBadRequest, "")
 	check(t, "remove retention", ns.RemoveRetention(ctx, n))
 	ret, err = ns.GetRetention(ctx, n)
@@ -248,7 +240,7 @@ func testNamespacePolicies(t *testing.T, c *admin.Client) {
 	check(t, "set ttl", ns.SetMessageTTL(ctx, n, 120))
 	ttl, err := ns.GetMessageTTL(ctx, n)
 	check(t, "get ttl", err)
-	equal(t, "ttl", *ttl, 120)
+	testutil.Equal(t, "ttl", *ttl, 120)
 	wantErr(t, "negative ttl", ns.SetMessageTTL(ctx, n, -5), http.StatusBadRequest, "")
 	check(t, "remove ttl", ns.RemoveMessageTTL(ctx, n))
 
@@ -258,34 +250,34 @@ func testNamespacePolicies(t *testing.T, c *admin.Client) {
 	check(t, "set age quota", ns.SetBacklogQuota(ctx, n, tenants.MessageAge, qa))
 	qm, err := ns.GetBacklogQuotaMap(ctx, n)
 	check(t, "get quotas", err)
-	equal(t, "quotas", qm, map[tenants.BacklogQuotaType]tenants.BacklogQuota{tenants.DestinationStorage: q, tenants.MessageAge: qa})
+	testutil.Equal(t, "quotas", qm, map[tenants.BacklogQuotaType]tenants.BacklogQuota{tenants.DestinationStorage: q, tenants.MessageAge: qa})
 	wantErr(t, "bad quota policy", ns.SetBacklogQuota(ctx, n, "", tenants.BacklogQuota{LimitSize: 1, Policy: "drop_everything"}), http.StatusBadRequest, "")
 	wantErr(t, "bad quota type", ns.SetBacklogQuota(ctx, n, "weight", q), http.StatusBadRequest, "")
 	check(t, "remove age quota", ns.RemoveBacklogQuota(ctx, n, tenants.MessageAge))
 	qm, err = ns.GetBacklogQuotaMap(ctx, n)
 	check(t, "get quotas", err)
-	equal(t, "quotas after remove", qm, map[tenants.BacklogQuotaType]tenants.BacklogQuota{tenants.DestinationStorage: q})
+	testutil.Equal(t, "quotas after remove", qm, map[tenants.BacklogQuotaType]tenants.BacklogQuota{tenants.DestinationStorage: q})
 
 	pp := tenants.PersistencePolicies{BookkeeperEnsemble: 1, BookkeeperWriteQuorum: 1, BookkeeperAckQuorum: 1, ManagedLedgerMaxMarkDeleteRate: 2}
 	check(t, "set persistence", ns.SetPersistence(ctx, n, pp))
 	gotPP, err := ns.GetPersistence(ctx, n)
 	check(t, "get persistence", err)
-	equal(t, "persistence", *gotPP, pp)
+	testutil.Equal(t, "persistence", *gotPP, pp)
 	wantErr(t, "bad persistence", ns.SetPersistence(ctx, n, tenants.PersistencePolicies{BookkeeperEnsemble: 1, BookkeeperWriteQuorum: 2, BookkeeperAckQuorum: 1}), http.StatusBadRequest, "")
 	check(t, "remove persistence", ns.RemovePersistence(ctx, n))
 
 	check(t, "set offload threshold", ns.SetOffloadThreshold(ctx, n, 10<<20))
 	ot, err := ns.GetOffloadThreshold(ctx, n)
 	check(t, "get offload threshold", err)
-	equal(t, "offload threshold", *ot, int64(10<<20))
+	testutil.Equal(t, "offload threshold", *ot, int64(10<<20))
 	check(t, "set offload threshold seconds", ns.SetOffloadThresholdInSeconds(ctx, n, 3600))
 	ots, err := ns.GetOffloadThresholdInSeconds(ctx, n)
 	check(t, "get offload threshold seconds", err)
-	equal(t, "offload threshold seconds", *ots, int64(3600))
+	testutil.Equal(t, "offload threshold seconds", *ots, int64(3600))
 	check(t, "set deletion lag", ns.SetOffloadDeletionLag(ctx, n, 4*3600*1000))
 	lag, err := ns.GetOffloadDeletionLag(ctx, n)
 	check(t, "get deletion lag", err)
-	equal(t, "deletion lag", *lag, int64(4*3600*1000))
+	testutil.Equal(t, "deletion lag", *lag, int64(4*3600*1000))
 	check(t, "clear deletion lag", ns.ClearOffloadDeletionLag(ctx, n))
 	lag, err = ns.GetOffloadDeletionLag(ctx, n)
 	check(t, "get cleared lag", err)
@@ -295,51 +287,51 @@ func testNamespacePolicies(t *testing.T, c *admin.Client) {
 	check(t, "set compaction threshold", ns.SetCompactionThreshold(ctx, n, 100<<20))
 	ct, err := ns.GetCompactionThreshold(ctx, n)
 	check(t, "get compaction threshold", err)
-	equal(t, "compaction threshold", *ct, int64(100<<20))
+	testutil.Equal(t, "compaction threshold", *ct, int64(100<<20))
 
 	check(t, "set clusters", ns.SetClusters(ctx, n, []string{"standalone"}))
 	cls, err := ns.GetClusters(ctx, n)
 	check(t, "get clusters", err)
-	equal(t, "clusters", cls, []string{"standalone"})
+	testutil.Equal(t, "clusters", cls, []string{"standalone"})
 	wantErr(t, "unknown cluster", ns.SetClusters(ctx, n, []string{"mars"}), http.StatusPreconditionFailed, "mars")
 	wantErr(t, "no cluster", ns.SetClusters(ctx, n, []string{}), http.StatusBadRequest, "empty")
 
 	check(t, "set dedup", ns.SetDeduplication(ctx, n, true))
 	dd, err := ns.GetDeduplication(ctx, n)
 	check(t, "get dedup", err)
-	equal(t, "dedup", *dd, true)
+	testutil.Equal(t, "dedup", *dd, true)
 	check(t, "remove dedup", ns.RemoveDeduplication(ctx, n))
 
 	check(t, "grant", ns.GrantPermission(ctx, n, "app", []tenants.AuthAction{tenants.ActionProduce, tenants.ActionConsume}))
 	check(t, "grant role with slash", ns.GrantPermission(ctx, n, "team/app 2", []tenants.AuthAction{tenants.ActionConsume}))
 	perms, err := ns.Permissions(ctx, n)
 	check(t, "permissions", err)
-	equal(t, "permissions", perms, map[string][]tenants.AuthAction{"app": {"produce", "consume"}, "team/app 2": {"consume"}})
+	testutil.Equal(t, "permissions", perms, map[string][]tenants.AuthAction{"app": {"produce", "consume"}, "team/app 2": {"consume"}})
 	wantErr(t, "bad action", ns.GrantPermission(ctx, n, "app", []tenants.AuthAction{"fly"}), http.StatusBadRequest, "fly")
 	check(t, "revoke", ns.RevokePermission(ctx, n, "team/app 2"))
 	perms, err = ns.Permissions(ctx, n)
 	check(t, "permissions", err)
-	equal(t, "permissions after revoke", perms, map[string][]tenants.AuthAction{"app": {"produce", "consume"}})
+	testutil.Equal(t, "permissions after revoke", perms, map[string][]tenants.AuthAction{"app": {"produce", "consume"}})
 
 	check(t, "grant sub", ns.GrantSubscriptionPermission(ctx, n, "billing", []string{"app", "ops"}))
 	sp, err := ns.SubscriptionPermissions(ctx, n)
 	check(t, "sub permissions", err)
-	equal(t, "sub permissions", sp, map[string][]string{"billing": {"app", "ops"}})
+	testutil.Equal(t, "sub permissions", sp, map[string][]string{"billing": {"app", "ops"}})
 	check(t, "revoke sub", ns.RevokeSubscriptionPermission(ctx, n, "billing", "ops"))
 	sp, err = ns.SubscriptionPermissions(ctx, n)
 	check(t, "sub permissions", err)
-	equal(t, "sub permissions after revoke", sp, map[string][]string{"billing": {"app"}})
+	testutil.Equal(t, "sub permissions after revoke", sp, map[string][]string{"billing": {"app"}})
 	check(t, "set auth mode", ns.SetSubscriptionAuthMode(ctx, n, "Prefix"))
 	mode, err := ns.GetSubscriptionAuthMode(ctx, n)
 	check(t, "get auth mode", err)
-	equal(t, "auth mode", mode, "Prefix")
+	testutil.Equal(t, "auth mode", mode, "Prefix")
 	check(t, "reset auth mode", ns.SetSubscriptionAuthMode(ctx, n, "None"))
 
 	pr := tenants.PublishRate{PublishThrottlingRateInMsg: 1000, PublishThrottlingRateInByte: -1}
 	check(t, "set publish rate", ns.SetPublishRate(ctx, n, pr))
 	gotPR, err := ns.GetPublishRate(ctx, n)
 	check(t, "get publish rate", err)
-	equal(t, "publish rate", *gotPR, pr)
+	testutil.Equal(t, "publish rate", *gotPR, pr)
 	check(t, "remove publish rate", ns.RemovePublishRate(ctx, n))
 	gotPR, err = ns.GetPublishRate(ctx, n)
 	check(t, "get removed publish rate", err)
@@ -350,12 +342,12 @@ func testNamespacePolicies(t *testing.T, c *admin.Client) {
 	check(t, "set dispatch rate", ns.SetDispatchRate(ctx, n, dr))
 	gotDR, err := ns.GetDispatchRate(ctx, n)
 	check(t, "get dispatch rate", err)
-	equal(t, "dispatch rate", *gotDR, dr)
+	testutil.Equal(t, "dispatch rate", *gotDR, dr)
 	check(t, "remove dispatch rate", ns.RemoveDispatchRate(ctx, n))
 	check(t, "set sub dispatch rate", ns.SetSubscriptionDispatchRate(ctx, n, dr))
 	gotDR, err = ns.GetSubscriptionDispatchRate(ctx, n)
 	check(t, "get sub dispatch rate", err)
-	equal(t, "sub dispatch rate", *gotDR, dr)
+	testutil.Equal(t, "sub dispatch rate", *gotDR, dr)
 	check(t, "remove sub dispatch rate", ns.RemoveSubscriptionDispatchRate(ctx, n))
 
 	limits := []struct {
@@ -372,7 +364,7 @@ func testNamespacePolicies(t *testing.T, c *admin.Client) {
 		check(t, "set "+l.name, l.set(ctx, n, 10+i))
 		v, err := l.get(ctx, n)
 		check(t, "get "+l.name, err)
-		equal(t, l.name, *v, 10+i)
+		testutil.Equal(t, l.name, *v, 10+i)
 		wantErr(t, "negative "+l.name, l.set(ctx, n, -1), http.StatusBadRequest, "")
 		check(t, "remove "+l.name, l.remove(ctx, n))
 		v, err = l.get(ctx, n)
@@ -403,10 +395,10 @@ func testTopics(t *testing.T, srv *server, c *admin.Client) {
 	wantErr(t, "create in missing namespace", tp.Create(ctx, "acme/nope/t"), http.StatusNotFound, "acme/nope")
 	list, err := tp.List(ctx, "acme/orders")
 	check(t, "list", err)
-	equal(t, "topics", list, []string{topic})
+	testutil.Equal(t, "topics", list, []string{topic})
 	nsTopics, err := c.Namespaces().Topics(ctx, "acme/orders")
 	check(t, "namespace topics", err)
-	equal(t, "namespace topics", nsTopics, []string{topic})
+	testutil.Equal(t, "namespace topics", nsTopics, []string{topic})
 
 	check(t, "create sub earliest", tp.CreateSubscription(ctx, topic, "from-start", admin.Earliest))
 	wantErr(t, "create sub again", tp.CreateSubscription(ctx, topic, "from-start", admin.Earliest), http.StatusConflict, "from-start")
@@ -429,7 +421,7 @@ func testTopics(t *testing.T, srv *server, c *admin.Client) {
 
 	subs, err := tp.Subscriptions(ctx, topic)
 	check(t, "subscriptions", err)
-	equal(t, "subscriptions", subs, []string{"from-5", "from-now", "from-start"})
+	testutil.Equal(t, "subscriptions", subs, []string{"from-5", "from-now", "from-start"})
 	backlog := func(sub string) int64 {
 		t.Helper()
 		st, err := tp.Stats(ctx, topic)
@@ -445,7 +437,7 @@ func testTopics(t *testing.T, srv *server, c *admin.Client) {
 	if st.MsgInCounter != 10 || st.StorageSize == 0 || len(st.Subscriptions) != 3 {
 		t.Fatalf("stats %+v", st)
 	}
-	equal(t, "backlogs", []int64{backlog("from-start"), backlog("from-now"), backlog("from-5")}, []int64{10, 0, 5})
+	testutil.Equal(t, "backlogs", []int64{backlog("from-start"), backlog("from-now"), backlog("from-5")}, []int64{10, 0, 5})
 
 	is, err := tp.InternalStats(ctx, topic)
 	check(t, "internal stats", err)
@@ -454,25 +446,25 @@ func testTopics(t *testing.T, srv *server, c *admin.Client) {
 	}
 
 	check(t, "skip 3", tp.Skip(ctx, topic, "from-start", 3))
-	equal(t, "backlog after skip", backlog("from-start"), int64(7))
+	testutil.Equal(t, "backlog after skip", backlog("from-start"), int64(7))
 	wantErr(t, "skip on missing sub", tp.Skip(ctx, topic, "nope", 1), http.StatusNotFound, "nope")
 	check(t, "reset to start time", tp.ResetCursor(ctx, topic, "from-start", start.Add(-time.Minute)))
-	equal(t, "backlog after reset by time", backlog("from-start"), int64(10))
+	testutil.Equal(t, "backlog after reset by time", backlog("from-start"), int64(10))
 	check(t, "reset to id", tp.ResetCursorToMessageID(ctx, topic, "from-start", admin.MessageID{LedgerID: ids[8].LedgerID, EntryID: ids[8].EntryID, PartitionIndex: -1, BatchIndex: -1}))
-	equal(t, "backlog after reset by id", backlog("from-start"), int64(2))
+	testutil.Equal(t, "backlog after reset by id", backlog("from-start"), int64(2))
 	check(t, "skip all", tp.SkipAll(ctx, topic, "from-5"))
-	equal(t, "backlog after skip all", backlog("from-5"), int64(0))
+	testutil.Equal(t, "backlog after skip all", backlog("from-5"), int64(0))
 	check(t, "expire nothing", tp.ExpireMessages(ctx, topic, "from-start", 3600))
-	equal(t, "backlog after expire of old", backlog("from-start"), int64(2))
+	testutil.Equal(t, "backlog after expire of old", backlog("from-start"), int64(2))
 	check(t, "expire", tp.ExpireMessages(ctx, topic, "from-start", 0))
-	equal(t, "backlog after expire", backlog("from-start"), int64(0))
+	testutil.Equal(t, "backlog after expire", backlog("from-start"), int64(0))
 	check(t, "reset to start", tp.ResetCursor(ctx, topic, "from-start", time.UnixMilli(0)))
 	check(t, "expire all", tp.ExpireAllMessages(ctx, topic, 0))
-	equal(t, "backlog after expire all", backlog("from-start"), int64(0))
+	testutil.Equal(t, "backlog after expire all", backlog("from-start"), int64(0))
 
 	last, err := tp.LastMessageID(ctx, topic)
 	check(t, "last message id", err)
-	equal(t, "last message id", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[9].LedgerID, ids[9].EntryID})
+	testutil.Equal(t, "last message id", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[9].LedgerID, ids[9].EntryID})
 
 	ld, err := tp.Lookup(ctx, topic)
 	check(t, "lookup", err)
@@ -483,7 +475,7 @@ func testTopics(t *testing.T, srv *server, c *admin.Client) {
 	check(t, "grant", tp.GrantPermission(ctx, topic, "reader", []tenants.AuthAction{tenants.ActionConsume}))
 	perms, err := tp.Permissions(ctx, topic)
 	check(t, "permissions", err)
-	equal(t, "topic permissions", perms, map[string][]tenants.AuthAction{"app": {"produce", "consume"}, "reader": {"consume"}})
+	testutil.Equal(t, "topic permissions", perms, map[string][]tenants.AuthAction{"app": {"produce", "consume"}, "reader": {"consume"}})
 	check(t, "revoke", tp.RevokePermission(ctx, topic, "reader"))
 	check(t, "revoke again (nothing to revoke succeeds)", tp.RevokePermission(ctx, topic, "reader"))
 
@@ -497,10 +489,10 @@ func testTopics(t *testing.T, srv *server, c *admin.Client) {
 	}
 
 	check(t, "unload", tp.Unload(ctx, topic))
-	equal(t, "backlog after unload", backlog("from-now"), int64(0))
+	testutil.Equal(t, "backlog after unload", backlog("from-now"), int64(0))
 	term, err := tp.Terminate(ctx, topic)
 	check(t, "terminate", err)
-	equal(t, "terminated at", [2]int64{term.LedgerID, term.EntryID}, [2]int64{ids[9].LedgerID, ids[9].EntryID})
+	testutil.Equal(t, "terminated at", [2]int64{term.LedgerID, term.EntryID}, [2]int64{ids[9].LedgerID, ids[9].EntryID})
 	if term.PartitionIndex != -1 {
 		t.Fatalf("terminate partition index %d, want -1", term.PartitionIndex)
 	}
@@ -534,18 +526,18 @@ func testPartitioned(t *testing.T, c *admin.Client) {
 	wantErr(t, "zero partitions", tp.CreatePartitioned(ctx, "acme/orders/zero", 0), http.StatusBadRequest, "partitions")
 	md, err := tp.GetPartitioned(ctx, topic)
 	check(t, "get", err)
-	equal(t, "partitions", md.Partitions, 3)
+	testutil.Equal(t, "partitions", md.Partitions, 3)
 	check(t, "update", tp.UpdatePartitioned(ctx, topic, 4))
 	wantErr(t, "shrink", tp.UpdatePartitioned(ctx, topic, 2), http.StatusBadRequest, "")
 	md, err = tp.GetPartitioned(ctx, topic)
 	check(t, "get", err)
-	equal(t, "partitions after update", md.Partitions, 4)
+	testutil.Equal(t, "partitions after update", md.Partitions, 4)
 	plain, err := tp.GetPartitioned(ctx, "acme/orders/not-partitioned")
 	check(t, "get of a non-partitioned topic", err)
-	equal(t, "partitions of a non-partitioned topic", plain.Partitions, 0)
+	testutil.Equal(t, "partitions of a non-partitioned topic", plain.Partitions, 0)
 	list, err := tp.ListPartitioned(ctx, "acme/orders")
 	check(t, "list", err)
-	equal(t, "partitioned topics", list, []string{topic})
+	testutil.Equal(t, "partitioned topics", list, []string{topic})
 
 	check(t, "create partition 1", tp.Create(ctx, topic+"-partition-1"))
 	check(t, "sub on partition 1", tp.CreateSubscription(ctx, topic+"-partition-1", "s", admin.Earliest))
@@ -559,7 +551,7 @@ func testPartitioned(t *testing.T, c *admin.Client) {
 	check(t, "delete", tp.DeletePartitioned(ctx, topic, false))
 	list, err = tp.ListPartitioned(ctx, "acme/orders")
 	check(t, "list", err)
-	equal(t, "partitioned topics after delete", list, []string{})
+	testutil.Equal(t, "partitioned topics after delete", list, []string{})
 	_, err = tp.Stats(ctx, topic+"-partition-1")
 	wantErr(t, "stats of a deleted partition", err, http.StatusNotFound, "")
 }
@@ -614,14 +606,14 @@ func TestClientFollowsOwnerRedirects(t *testing.T) {
 	p.Close()
 	st, err := tp.Stats(ctx, topic)
 	check(t, "stats", err)
-	equal(t, "backlog", st.Subscriptions["s"].MsgBacklog, int64(4))
+	testutil.Equal(t, "backlog", st.Subscriptions["s"].MsgBacklog, int64(4))
 	check(t, "reset to id", tp.ResetCursorToMessageID(ctx, topic, "s", admin.MessageID{LedgerID: ids[3].LedgerID, EntryID: ids[3].EntryID, PartitionIndex: -1, BatchIndex: -1}))
 	st, err = tp.Stats(ctx, topic)
 	check(t, "stats", err)
-	equal(t, "backlog after reset", st.Subscriptions["s"].MsgBacklog, int64(1))
+	testutil.Equal(t, "backlog after reset", st.Subscriptions["s"].MsgBacklog, int64(1))
 	last, err := tp.Terminate(ctx, topic)
 	check(t, "terminate", err)
-	equal(t, "terminated at", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[3].LedgerID, ids[3].EntryID})
+	testutil.Equal(t, "terminated at", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[3].LedgerID, ids[3].EntryID})
 	check(t, "delete", tp.Delete(ctx, topic, true))
 	_, err = tp.Stats(ctx, topic)
 	wantErr(t, "stats of the deleted topic", err, http.StatusNotFound, "")

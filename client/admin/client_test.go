@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/strata-mq/strata/client/admin"
+	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/tenants"
 )
 
@@ -75,22 +76,22 @@ func TestRedirectKeepsMethodBodyAndHeaders(t *testing.T) {
 	check(t, "create partitioned", c.Topics().CreatePartitioned(ctx, "acme/ns/t", 3))
 	got := owner.last(t)
 	want := recorded{method: "PUT", path: "/admin/v2/persistent/acme/ns/t/partitions", body: "3", auth: "Bearer tok", contentType: "application/json"}
-	equal(t, "redirected request", got, want)
+	testutil.Equal(t, "redirected request", got, want)
 
 	check(t, "delete", c.Topics().Delete(ctx, "t", true))
 	got = owner.last(t)
-	equal(t, "redirected delete", [3]string{got.method, got.path, got.query}, [3]string{"DELETE", "/admin/v2/persistent/public/default/t", "force=true"})
+	testutil.Equal(t, "redirected delete", [3]string{got.method, got.path, got.query}, [3]string{"DELETE", "/admin/v2/persistent/public/default/t", "force=true"})
 
 	id, err := c.Topics().Terminate(ctx, "persistent://acme/ns/t")
 	check(t, "terminate", err)
-	equal(t, "terminate answer", id, admin.MessageID{LedgerID: 7, EntryID: 9, PartitionIndex: -1, BatchIndex: -1})
+	testutil.Equal(t, "terminate answer", id, admin.MessageID{LedgerID: 7, EntryID: 9, PartitionIndex: -1, BatchIndex: -1})
 
 	check(t, "reset cursor", c.Topics().ResetCursorToMessageID(ctx, "acme/ns/t", "my sub", admin.MessageID{LedgerID: 3, EntryID: 4, PartitionIndex: -1, BatchIndex: -1}))
 	got = owner.last(t)
-	equal(t, "reset path", got.path, "/admin/v2/persistent/acme/ns/t/subscription/my%20sub/resetcursor")
+	testutil.Equal(t, "reset path", got.path, "/admin/v2/persistent/acme/ns/t/subscription/my%20sub/resetcursor")
 	var body map[string]int64
 	check(t, "reset body", json.Unmarshal([]byte(got.body), &body))
-	equal(t, "reset body", body, map[string]int64{"ledgerId": 3, "entryId": 4, "partitionIndex": -1, "batchIndex": -1})
+	testutil.Equal(t, "reset body", body, map[string]int64{"ledgerId": 3, "entryId": 4, "partitionIndex": -1, "batchIndex": -1})
 }
 
 func TestRedirectLoopFails(t *testing.T) {
@@ -152,10 +153,10 @@ func TestOffloadShape(t *testing.T) {
 	ctx := context.Background()
 	check(t, "offload", c.Topics().Offload(ctx, "acme/ns/t", admin.MessageID{LedgerID: 12, EntryID: 0, PartitionIndex: -1, BatchIndex: -1}))
 	got := rec.last(t)
-	equal(t, "offload request", [2]string{got.method, got.path}, [2]string{"PUT", "/admin/v2/persistent/acme/ns/t/offload"})
+	testutil.Equal(t, "offload request", [2]string{got.method, got.path}, [2]string{"PUT", "/admin/v2/persistent/acme/ns/t/offload"})
 	var body map[string]int64
 	check(t, "offload body", json.Unmarshal([]byte(got.body), &body))
-	equal(t, "offload body", body, map[string]int64{"ledgerId": 12, "entryId": 0, "partitionIndex": -1, "batchIndex": -1})
+	testutil.Equal(t, "offload body", body, map[string]int64{"ledgerId": 12, "entryId": 0, "partitionIndex": -1, "batchIndex": -1})
 	st, err := c.Topics().OffloadStatus(ctx, "acme/ns/t")
 	check(t, "offload status", err)
 	if st.Status != admin.OffloadSuccess || st.FirstUnoffloadedMessage == nil || *st.FirstUnoffloadedMessage != (admin.MessageID{LedgerID: 12, PartitionIndex: -1, BatchIndex: -1}) {
@@ -181,7 +182,7 @@ func TestTLS(t *testing.T) {
 	}
 	list, err := c.Tenants().List(ctx)
 	check(t, "list over TLS", err)
-	equal(t, "tenants", list, []string{"public"})
+	testutil.Equal(t, "tenants", list, []string{"public"})
 
 	plain, err := admin.New(srv.URL)
 	check(t, "new", err)
@@ -208,7 +209,7 @@ func TestNewRejectsBadURLs(t *testing.T) {
 	}
 	c, err := admin.New("http://proxy:8080/strata/")
 	check(t, "new with a path", err)
-	equal(t, "base URL", c.BaseURL(), "http://proxy:8080/strata")
+	testutil.Equal(t, "base URL", c.BaseURL(), "http://proxy:8080/strata")
 }
 
 func TestMessageID(t *testing.T) {
@@ -221,7 +222,7 @@ func TestMessageID(t *testing.T) {
 	} {
 		got, err := admin.ParseMessageID(in)
 		check(t, in, err)
-		equal(t, in, got, want)
+		testutil.Equal(t, in, got, want)
 		if back, err := admin.ParseMessageID(got.String()); err != nil || back != got {
 			t.Errorf("%q: String %q parses back as %v, %v", in, got.String(), back, err)
 		}
@@ -233,5 +234,5 @@ func TestMessageID(t *testing.T) {
 	}
 	var id admin.MessageID
 	check(t, "unmarshal", json.Unmarshal([]byte(`{"ledgerId":1,"entryId":2}`), &id))
-	equal(t, "defaults", id, admin.MessageID{LedgerID: 1, EntryID: 2, PartitionIndex: -1, BatchIndex: -1})
+	testutil.Equal(t, "defaults", id, admin.MessageID{LedgerID: 1, EntryID: 2, PartitionIndex: -1, BatchIndex: -1})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/client/admin"
+	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/tenants"
 )
 
@@ -29,7 +30,7 @@ func policyRoundTrip[T any](t *testing.T, name, topic string, v, want T,
 	if got == nil {
 		t.Fatalf("%s is nil after set", name)
 	}
-	equal(t, name, *got, want)
+	testutil.Equal(t, name, *got, want)
 	check(t, "remove "+name, remove(ctx, topic))
 	got, err = get(ctx, topic)
 	check(t, "get removed "+name, err)
@@ -67,14 +68,14 @@ func testTopicPolicies(t *testing.T, c *admin.Client) {
 	check(t, "set max producers", tp.SetMaxProducers(ctx, "persistent://"+topic, 7))
 	ttl, err := tp.GetMessageTTL(ctx, topic+"-partition-1")
 	check(t, "ttl of a partition", err)
-	equal(t, "ttl of a partition", *ttl, 60)
+	testutil.Equal(t, "ttl of a partition", *ttl, 60)
 	mp, err := tp.GetMaxProducers(ctx, topic)
 	check(t, "max producers", err)
-	equal(t, "max producers", *mp, 7)
+	testutil.Equal(t, "max producers", *mp, 7)
 	check(t, "remove ttl", tp.RemoveMessageTTL(ctx, topic))
 	mp, err = tp.GetMaxProducers(ctx, topic)
 	check(t, "max producers after removing the ttl", err)
-	equal(t, "max producers after removing the ttl", *mp, 7)
+	testutil.Equal(t, "max producers after removing the ttl", *mp, 7)
 	check(t, "remove max producers", tp.RemoveMaxProducers(ctx, topic))
 
 	// Invalid values are refused with the reason, and change nothing.

@@ -41,13 +41,6 @@ func jsonOut[T any](t *testing.T, out string) T {
 	return v
 }
 
-func same(t *testing.T, what string, got, want any) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s: got %#v, want %#v", what, got, want)
-	}
-}
-
 // mutate runs a command that must succeed and print nothing.
 func mutate(t *testing.T, args ...string) {
 	t.Helper()
@@ -81,7 +74,7 @@ func TestAdminCommandsEndToEnd(t *testing.T) {
 
 	// Flags, then the environment (bound by the root command).
 	tenants := jsonOut[[]string](t, mustStrata(t, "admin", "--admin-url", url, "--token", token, "tenants", "list"))
-	same(t, "tenants", tenants, []string{"public"})
+	testutil.Equal(t, "tenants", tenants, []string{"public"})
 	failStrata(t, "", "admin", "--admin-url", url, "tenants", "list") // no token: 401
 	t.Setenv("STRATA_ADMIN_URL", url)
 	t.Setenv("STRATA_TOKEN", token)
@@ -95,21 +88,21 @@ func TestAdminCommandsEndToEnd(t *testing.T) {
 		mutate(t, "admin", "namespaces", "delete", "acme/orders")
 		mutate(t, "admin", "tenants", "delete", "acme")
 		failStrata(t, `tenant "acme" does not exist`, "admin", "tenants", "get", "acme")
-		same(t, "tenants", jsonOut[[]string](t, mustStrata(t, "admin", "tenants", "list")), []string{"public"})
+		testutil.Equal(t, "tenants", jsonOut[[]string](t, mustStrata(t, "admin", "tenants", "list")), []string{"public"})
 	})
 }
 
 func testAdminTenants(t *testing.T) {
 	mutate(t, "admin", "tenants", "create", "acme", "--admin-roles", "acme-admin", "--allowed-clusters", "standalone")
 	failStrata(t, `tenant "acme" already exists`, "admin", "tenants", "create", "acme")
-	same(t, "tenants", jsonOut[[]string](t, mustStrata(t, "admin", "tenants", "list")), []string{"acme", "public"})
+	testutil.Equal(t, "tenants", jsonOut[[]string](t, mustStrata(t, "admin", "tenants", "list")), []string{"acme", "public"})
 	type info struct {
 		AdminRoles      []string `json:"adminRoles"`
 		AllowedClusters []string `json:"allowedClusters"`
 	}
-	same(t, "acme", jsonOut[info](t, mustStrata(t, "admin", "tenants", "get", "acme")), info{[]string{"acme-admin"}, []string{"standalone"}})
+	testutil.Equal(t, "acme", jsonOut[info](t, mustStrata(t, "admin", "tenants", "get", "acme")), info{[]string{"acme-admin"}, []string{"standalone"}})
 	mutate(t, "admin", "tenants", "update", "acme", "-r", "acme-admin,acme-ops")
-	same(t, "updated acme", jsonOut[info](t, mustStrata(t, "admin", "tenants", "get", "acme")), info{[]string{"acme-admin", "acme-ops"}, []string{"standalone"}})
+	testutil.Equal(t, "updated acme", jsonOut[info](t, mustStrata(t, "admin", "tenants", "get", "acme")), info{[]string{"acme-admin", "acme-ops"}, []string{"standalone"}})
 	failStrata(t, `"mars" does not exist`, "admin", "tenants", "create", "other", "--allowed-clusters", "mars")
 	mutate(t, "admin", "tenants", "create", "tmp")
 	mutate(t, "admin", "tenants", "delete", "tmp")
@@ -117,14 +110,14 @@ func testAdminTenants(t *testing.T) {
 }
 
 func testAdminClusters(t *testing.T) {
-	same(t, "clusters", jsonOut[[]string](t, mustStrata(t, "admin", "clusters", "list")), []string{"standalone"})
+	testutil.Equal(t, "clusters", jsonOut[[]string](t, mustStrata(t, "admin", "clusters", "list")), []string{"standalone"})
 	mutate(t, "admin", "clusters", "create", "west", "--url", "http://west:8080", "--broker-url", "west:6650")
 	mutate(t, "admin", "clusters", "update", "west", "--url", "http://west2:8080")
 	type data struct {
 		ServiceURL       string `json:"serviceUrl"`
 		BrokerServiceURL string `json:"brokerServiceUrl"`
 	}
-	same(t, "west", jsonOut[data](t, mustStrata(t, "admin", "clusters", "get", "west")), data{"http://west2:8080", "west:6650"})
+	testutil.Equal(t, "west", jsonOut[data](t, mustStrata(t, "admin", "clusters", "get", "west")), data{"http://west2:8080", "west:6650"})
 	mutate(t, "admin", "clusters", "delete", "west")
 	failStrata(t, `cluster "west" does not exist`, "admin", "clusters", "get", "west")
 }
@@ -135,7 +128,7 @@ func testAdminNamespaces(t *testing.T) {
 	mutate(t, "admin", "namespaces", "create", "acme/audit", "--bundles", "8", "--clusters", "standalone")
 	failStrata(t, "namespace acme/orders already exists", "admin", "namespaces", "create", ns)
 	failStrata(t, "invalid name", "admin", "namespaces", "create", "no-slash")
-	same(t, "namespaces", jsonOut[[]string](t, mustStrata(t, "admin", "namespaces", "list", "acme")), []string{"acme/audit", "acme/orders"})
+	testutil.Equal(t, "namespaces", jsonOut[[]string](t, mustStrata(t, "admin", "namespaces", "list", "acme")), []string{"acme/audit", "acme/orders"})
 	type policies struct {
 		Bundles struct {
 			NumBundles int `json:"numBundles"`
@@ -277,41 +270,41 @@ func testAdminTopics(t *testing.T, s *standalone.Standalone, token string) {
 	const full = "persistent://acme/orders/plain"
 	mutate(t, "admin", "topics", "create", topic)
 	failStrata(t, "already exists", "admin", "topics", "create", full)
-	same(t, "topics", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list", "acme/orders")), []string{full})
-	same(t, "namespace topics", jsonOut[[]string](t, mustStrata(t, "admin", "namespaces", "topics", "acme/orders")), []string{full})
+	testutil.Equal(t, "topics", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list", "acme/orders")), []string{full})
+	testutil.Equal(t, "namespace topics", jsonOut[[]string](t, mustStrata(t, "admin", "namespaces", "topics", "acme/orders")), []string{full})
 	mutate(t, "admin", "topics", "create-subscription", topic, "-s", "s1", "-m", "earliest")
 	ids := produce(t, s, token, full, 5)
 	mutate(t, "admin", "topics", "create-subscription", topic, "-s", "late") // latest
-	same(t, "subscriptions", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "subscriptions", topic)), []string{"late", "s1"})
+	testutil.Equal(t, "subscriptions", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "subscriptions", topic)), []string{"late", "s1"})
 
 	stats := mustStrata(t, "admin", "topics", "stats", topic)
 	if st := jsonOut[admin.TopicStats](t, stats); st.MsgInCounter != 5 || subBacklog(t, stats, "s1") != 5 || subBacklog(t, stats, "late") != 0 {
 		t.Fatalf("stats: %s", stats)
 	}
 	mutate(t, "admin", "topics", "skip", topic, "-s", "s1", "-n", "2")
-	same(t, "backlog after skip", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(3))
+	testutil.Equal(t, "backlog after skip", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(3))
 	mutate(t, "admin", "topics", "reset-cursor", topic, "-s", "s1", "-m", fmt.Sprintf("%d:%d", ids[1].LedgerID, ids[1].EntryID))
-	same(t, "backlog after reset to message 1", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(4))
+	testutil.Equal(t, "backlog after reset to message 1", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(4))
 	mutate(t, "admin", "topics", "clear-backlog", topic, "-s", "s1")
-	same(t, "backlog after clear", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(0))
+	testutil.Equal(t, "backlog after clear", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(0))
 	mutate(t, "admin", "topics", "reset-cursor", topic, "-s", "s1", "-t", "1h")
-	same(t, "backlog after reset by time", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(5))
+	testutil.Equal(t, "backlog after reset by time", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(5))
 	mutate(t, "admin", "topics", "expire-messages", topic, "-s", "s1", "-t", "1h")
-	same(t, "backlog after expiring older than 1h", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(5))
+	testutil.Equal(t, "backlog after expiring older than 1h", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(5))
 	mutate(t, "admin", "topics", "expire-messages-all-subscriptions", topic, "-t", "0")
-	same(t, "backlog after expiring all", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(0))
+	testutil.Equal(t, "backlog after expiring all", subBacklog(t, mustStrata(t, "admin", "topics", "stats", topic), "s1"), int64(0))
 
 	is := jsonOut[admin.InternalStats](t, mustStrata(t, "admin", "topics", "stats-internal", topic))
 	if is.NumberOfEntries != 5 || len(is.Cursors) != 2 || len(is.Ledgers) == 0 {
 		t.Fatalf("internal stats %+v", is)
 	}
 	last := jsonOut[admin.MessageID](t, mustStrata(t, "admin", "topics", "last-message-id", topic))
-	same(t, "last message id", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[4].LedgerID, ids[4].EntryID})
+	testutil.Equal(t, "last message id", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[4].LedgerID, ids[4].EntryID})
 	ld := jsonOut[admin.LookupData](t, mustStrata(t, "admin", "topics", "lookup", topic))
-	same(t, "lookup", ld.BrokerURL, s.Broker.GRPCAddr())
+	testutil.Equal(t, "lookup", ld.BrokerURL, s.Broker.GRPCAddr())
 
 	mutate(t, "admin", "topics", "grant-permission", topic, "--role", "reader", "--actions", "consume")
-	same(t, "topic permissions", jsonOut[map[string][]string](t, mustStrata(t, "admin", "topics", "permissions", topic)),
+	testutil.Equal(t, "topic permissions", jsonOut[map[string][]string](t, mustStrata(t, "admin", "topics", "permissions", topic)),
 		map[string][]string{"app": {"produce", "consume"}, "reader": {"consume"}})
 	mutate(t, "admin", "topics", "revoke-permission", topic, "--role", "reader")
 	mutate(t, "admin", "topics", "revoke-permission", topic, "--role", "reader") // nothing left to revoke: still fine
@@ -324,7 +317,7 @@ func testAdminTopics(t *testing.T, s *standalone.Standalone, token string) {
 
 	mutate(t, "admin", "topics", "unload", topic)
 	term := jsonOut[admin.MessageID](t, mustStrata(t, "admin", "topics", "terminate", topic))
-	same(t, "terminated at", term, last)
+	testutil.Equal(t, "terminated at", term, last)
 	mutate(t, "admin", "topics", "unsubscribe", topic, "-s", "late")
 	failStrata(t, "subscription late does not exist", "admin", "topics", "unsubscribe", topic, "-s", "late")
 	mutate(t, "admin", "topics", "delete", topic)
@@ -342,15 +335,15 @@ func testAdminPartitioned(t *testing.T, s *standalone.Standalone, token string) 
 	mutate(t, "admin", "topics", "create-partitioned-topic", topic, "-p", "2")
 	failStrata(t, "", "admin", "topics", "create-partitioned-topic", topic, "-p", "2")
 	failStrata(t, "partitions", "admin", "topics", "create-partitioned-topic", "acme/orders/none", "-p", "0")
-	same(t, "metadata", jsonOut[map[string]int](t, mustStrata(t, "admin", "topics", "get-partitioned-topic-metadata", topic)), map[string]int{"partitions": 2})
+	testutil.Equal(t, "metadata", jsonOut[map[string]int](t, mustStrata(t, "admin", "topics", "get-partitioned-topic-metadata", topic)), map[string]int{"partitions": 2})
 	mutate(t, "admin", "topics", "update-partitioned-topic", topic, "-p", "3")
-	same(t, "metadata", jsonOut[map[string]int](t, mustStrata(t, "admin", "topics", "get-partitioned-topic-metadata", topic)), map[string]int{"partitions": 3})
-	same(t, "partitioned topics", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list-partitioned", "acme/orders")), []string{full})
+	testutil.Equal(t, "metadata", jsonOut[map[string]int](t, mustStrata(t, "admin", "topics", "get-partitioned-topic-metadata", topic)), map[string]int{"partitions": 3})
+	testutil.Equal(t, "partitioned topics", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list-partitioned", "acme/orders")), []string{full})
 
 	// A subscription on a partitioned topic is created on every partition.
 	mutate(t, "admin", "topics", "create-subscription", topic, "-s", "audit", "-m", "earliest")
-	same(t, "subscriptions", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "subscriptions", topic)), []string{"audit"})
-	same(t, "topics", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list", "acme/orders")),
+	testutil.Equal(t, "subscriptions", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "subscriptions", topic)), []string{"audit"})
+	testutil.Equal(t, "topics", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list", "acme/orders")),
 		[]string{full + "-partition-0", full + "-partition-1", full + "-partition-2"})
 	produce(t, s, token, full, 12)
 	backlog := func() int64 {
@@ -361,17 +354,17 @@ func testAdminPartitioned(t *testing.T, s *standalone.Standalone, token string) 
 		}
 		return st.Subscriptions["audit"].MsgBacklog
 	}
-	same(t, "backlog", backlog(), int64(12))
+	testutil.Equal(t, "backlog", backlog(), int64(12))
 	per := jsonOut[admin.PartitionedTopicStats](t, mustStrata(t, "admin", "topics", "partitioned-stats", topic, "--per-partition"))
 	if len(per.Partitions) != 3 {
 		t.Fatalf("per-partition stats %+v", per)
 	}
 	mutate(t, "admin", "topics", "clear-backlog", topic, "-s", "audit")
-	same(t, "backlog after clear", backlog(), int64(0))
+	testutil.Equal(t, "backlog after clear", backlog(), int64(0))
 	mutate(t, "admin", "topics", "reset-cursor", topic, "-s", "audit", "-t", "1h")
-	same(t, "backlog after reset", backlog(), int64(12))
+	testutil.Equal(t, "backlog after reset", backlog(), int64(12))
 	mutate(t, "admin", "topics", "expire-messages", topic, "-s", "audit", "-t", "0")
-	same(t, "backlog after expire", backlog(), int64(0))
+	testutil.Equal(t, "backlog after expire", backlog(), int64(0))
 	failStrata(t, "partition", "admin", "topics", "reset-cursor", topic, "-s", "audit", "-m", "1:0")
 	failStrata(t, "partitioned", "admin", "topics", "stats", topic)
 	lookups := jsonOut[map[string]admin.LookupData](t, mustStrata(t, "admin", "topics", "lookup", topic))
@@ -379,8 +372,8 @@ func testAdminPartitioned(t *testing.T, s *standalone.Standalone, token string) 
 		t.Fatalf("lookup of the partitioned topic: %+v", lookups)
 	}
 	mutate(t, "admin", "topics", "unsubscribe", topic, "-s", "audit")
-	same(t, "subscriptions after unsubscribe", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "subscriptions", topic)), []string{})
+	testutil.Equal(t, "subscriptions after unsubscribe", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "subscriptions", topic)), []string{})
 	mutate(t, "admin", "topics", "delete", topic)
-	same(t, "partitioned topics after delete", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list-partitioned", "acme/orders")), []string{})
-	same(t, "topics after delete", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list", "acme/orders")), []string{})
+	testutil.Equal(t, "partitioned topics after delete", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list-partitioned", "acme/orders")), []string{})
+	testutil.Equal(t, "topics after delete", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list", "acme/orders")), []string{})
 }

@@ -51,7 +51,7 @@ func TestClientCommands(t *testing.T) {
 			t.Fatalf("produce printed %q on stdout, want nothing", out)
 		}
 		out := mustStrata(t, "client", "consume", topic, "--url", url, "-s", "s", "-p", "Earliest", "-n", "4")
-		same(t, "consume output", out, "a\nb\na\nb\n")
+		testutil.Equal(t, "consume output", out, "a\nb\na\nb\n")
 	})
 
 	t.Run("stdin lines", func(t *testing.T) {
@@ -60,7 +60,7 @@ func TestClientCommands(t *testing.T) {
 			t.Fatalf("produce from stdin: %v", err)
 		}
 		out := mustStrata(t, "client", "consume", topic, "--url", url, "-s", "s", "-p", "Earliest", "-n", "3")
-		same(t, "consume output", out, "first line\nsecond line\nthird\n")
+		testutil.Equal(t, "consume output", out, "first line\nsecond line\nthird\n")
 	})
 
 	t.Run("key and properties", func(t *testing.T) {
@@ -106,7 +106,7 @@ func TestClientCommands(t *testing.T) {
 		mutate(t, "client", "produce", topic, "--url", url, "-m", "only")
 		out, err = strata(t, "", "client", "consume", topic, "--url", url, "-s", "s2", "-p", "Earliest", "-n", "2", "--timeout", "1s")
 		checkExit(t, err, 3, "timed out after 1s with 1 of 2 messages")
-		same(t, "output before the timeout", out, "only\n")
+		testutil.Equal(t, "output before the timeout", out, "only\n")
 
 		// A deadline that passes while subscribing is the same timeout.
 		_, err = strata(t, "", "client", "consume", topic, "--url", url, "-s", "s3", "--timeout", "1ns")

@@ -61,7 +61,7 @@ func TestAdminOffloadCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	same(t, "status before any offload", jsonOut[admin.OffloadStatus](t, mustStrata(t, "admin", "topics", "offload-status", topic)).Status, admin.OffloadNotRun)
+	testutil.Equal(t, "status before any offload", jsonOut[admin.OffloadStatus](t, mustStrata(t, "admin", "topics", "offload-status", topic)).Status, admin.OffloadNotRun)
 	failStrata(t, "--size-threshold", "admin", "topics", "offload", topic, "--size-threshold", "lots")
 	mutate(t, "admin", "topics", "offload", topic, "--size-threshold", "0")
 	st := jsonOut[admin.OffloadStatus](t, mustStrata(t, "admin", "topics", "offload-status", topic, "-w"))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,4 +141,13 @@ func EnvInt(tb testing.TB, name string, def int) int {
 		tb.Fatalf("%s=%q: want a positive integer", name, v)
 	}
 	return n
+}
+
+// Equal fails the test unless got and want are deeply equal
+// (reflect.DeepEqual), naming what was compared.
+func Equal(tb testing.TB, what string, got, want any) {
+	tb.Helper()
+	if !reflect.DeepEqual(got, want) {
+		tb.Fatalf("%s: got %#v, want %#v", what, got, want)
+	}
 }
