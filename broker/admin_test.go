@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,7 +179,6 @@ func TestTopicAdminREST(t *testing.T) {
 	// Revoking a permission that is not there succeeds (docs/behaviour.md).
 	r.want("DELETE", "/admin/v2/persistent/public/default/admin-1/permissions/never-granted", "", 204)
 	r.want("GET", "/admin/v2/persistent/public/default/admin-1/permissions", "", 200, `{}`)
-	_ = context.Background
 }
 
 // TestPartitionedTopicAdminFanOut: subscription operations, unload and
