@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/testcluster"
+	"github.com/strata-mq/strata/internal/testutil"
 )
 
 // TestAckCumulativeNotAllowedOnSharedSubscriptions: on Shared and
@@ -189,7 +190,15 @@ func TestClosedConsumerReturnsNoBufferedMessage(t *testing.T) {
 	if err := cons.AckWithResponse(ctxT(t, 30*time.Second), m0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // m1..m4 reach the consumer's queue
+	// m1..m4 are delivered (the broker counts them unacknowledged at the
+	// consumer) before it closes, so Close has buffered messages to drop.
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		st, ok := c.Broker(0).B.TopicStats(topic)
+		if !ok || st.Unacked != 4 {
+			return fmt.Errorf("topic loaded %v, unacked %d; want 4", ok, st.Unacked)
+		}
+		return nil
+	})
 	if err := cons.Close(); err != nil {
 		t.Fatal(err)
 	}
