@@ -164,6 +164,9 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 			}
 			p.send(send, err)
 		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil // the client closed the producer
+			}
 			return err
 		case err := <-sendErr:
 			return err

@@ -160,6 +160,7 @@ type partitionProducer struct {
 	sem       chan struct{}
 	ready     chan struct{} // closed once connected the first time (or failed)
 	done      chan struct{}
+	exited    chan struct{} // closed when run returns
 	lastAcked atomic.Int64
 	maxSize   atomic.Int64 // largest payload the broker accepts
 
@@ -174,6 +175,7 @@ type partitionProducer struct {
 		pending    []*pendingEntry
 		conn       *produceConn // the connected stream, nil while reconnecting
 		closed     bool
+		closing    bool            // Close is ending the stream: no reconnect
 		err        error           // fatal
 		drained    []chan struct{} // flushes waiting for nothing to be pending
 		callbacks  int             // goroutines running callbacks of popped entries
@@ -190,6 +192,7 @@ type produceConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	queue  []*pendingEntry // guarded by the producer's mu
+	ending bool            // guarded by the producer's mu: end the stream once queue is sent
 	wake   chan struct{}
 }
 
@@ -210,7 +213,7 @@ func (p *partitionProducer) sendLoop(pc *produceConn) {
 			return
 		}
 		p.mu.Lock()
-		q := pc.queue
+		q, ending := pc.queue, pc.ending
 		pc.queue = nil
 		p.mu.Unlock()
 		for _, pe := range q {
@@ -219,6 +222,10 @@ func (p *partitionProducer) sendLoop(pc *produceConn) {
 				pc.cancel()
 				return
 			}
+		}
+		if ending {
+			pc.stream.CloseSend() // the broker drops the producer and ends the stream
+			return
 		}
 	}
 }
@@ -239,7 +246,7 @@ type pendingEntry struct {
 
 func newPartitionProducer(c *Client, topic string, partition int32, o producerOptions) *partitionProducer {
 	p := &partitionProducer{c: c, topic: topic, partition: partition, opts: o,
-		sem: make(chan struct{}, max(o.maxPending, 1)), ready: make(chan struct{}), done: make(chan struct{})}
+		sem: make(chan struct{}, max(o.maxPending, 1)), ready: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
 	p.mu.name = o.name
 	p.lastAcked.Store(-1)
 	p.maxSize.Store(defaultMaxMessageSize)
@@ -270,12 +277,13 @@ func (p *partitionProducer) waitReady(ctx context.Context) error {
 // run keeps the producer connected: lookup, open, resend what is pending,
 // read receipts; reconnect with backoff on retryable failures.
 func (p *partitionProducer) run() {
+	defer close(p.exited)
 	b := newBackoff()
 	first := true
 	var deadline time.Time
 	for {
 		p.mu.Lock()
-		if p.mu.closed {
+		if p.mu.closed || p.mu.closing {
 			p.mu.Unlock()
 			return
 		}
@@ -296,7 +304,7 @@ func (p *partitionProducer) run() {
 			pc.cancel() // stops its send loop
 			p.mu.conn = nil
 		}
-		closed := p.mu.closed
+		closed := p.mu.closed || p.mu.closing
 		p.mu.Unlock()
 		if closed {
 			return
@@ -734,6 +742,25 @@ func (p *partitionProducer) timeouts() {
 }
 
 func (p *partitionProducer) close() {
+	// End the stream from this side and wait until the broker has ended it
+	// too (bounded by the operation timeout): the broker then no longer
+	// counts this producer on the topic, as after Pulsar's CloseProducer.
+	p.mu.Lock()
+	pc := p.mu.conn
+	if pc != nil && !p.mu.closed {
+		p.mu.closing = true
+		pc.ending = true
+		pc.signal()
+	}
+	p.mu.Unlock()
+	if pc != nil {
+		t := time.NewTimer(p.c.opts.operationTimeout)
+		select {
+		case <-p.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	p.fail(ErrClosed)
 	p.mu.Lock()
 	select {

@@ -2,9 +2,12 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,5 +300,40 @@ func TestFlushWaitsForCallbacks(t *testing.T) {
 	}
 	if got := done.Load(); got != n {
 		t.Fatalf("Flush returned with %d of %d callbacks done", got, n)
+	}
+}
+
+// TestCloseRemovesProducerFromBroker: when Close returns, the broker no
+// longer counts the producer on the topic (stats list no publisher), so an
+// admin operation that needs the topic idle (deleting it) can follow at once.
+func TestCloseRemovesProducerFromBroker(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	cl := newClient(t, c)
+	topic := uniqueTopic(t, "close-producer")
+	statsURL := "http://" + c.Broker(0).HTTPAddr + "/admin/v2/persistent/public/default/" + strings.TrimPrefix(topic, "persistent://public/default/") + "/stats"
+	for i := range 20 {
+		p, err := cl.CreateProducer(ctxT(t, time.Minute), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, p, fmt.Sprintf("m%d", i))
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(statsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Publishers []json.RawMessage `json:"publishers"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Publishers) != 0 {
+			t.Fatalf("round %d: after Close the topic still lists %d publisher(s)", i, len(st.Publishers))
+		}
 	}
 }
