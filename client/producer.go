@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -175,10 +176,10 @@ type partitionProducer struct {
 		pending    []*pendingEntry
 		conn       *produceConn // the connected stream, nil while reconnecting
 		closed     bool
-		closing    bool            // Close is ending the stream: no reconnect
-		err        error           // fatal
-		drained    []chan struct{} // flushes waiting for nothing to be pending
-		callbacks  int             // goroutines running callbacks of popped entries
+		closing    bool          // Close is ending the stream: no reconnect
+		err        error         // fatal
+		drained    []flushWaiter // flushes waiting for their entries' callbacks
+		callbacks  int           // goroutines running callbacks of popped entries
 	}
 }
 
@@ -473,15 +474,30 @@ func (p *partitionProducer) callbacksDone() {
 	p.mu.Unlock()
 }
 
-// checkDrainedLocked releases the flushes waiting for the producer to be
-// idle: nothing pending or batched, and every callback returned.
+// flushWaiter is a Flush waiting until last (the newest entry when it was
+// called) has left the pending entries and its callbacks have returned.
+// Messages sent after the Flush do not hold it up.
+type flushWaiter struct {
+	last *pendingEntry
+	ch   chan struct{}
+}
+
+// checkDrainedLocked releases the flushes whose entries have completed,
+// callbacks included.
 func (p *partitionProducer) checkDrainedLocked() {
-	if len(p.mu.pending) == 0 && len(p.mu.batch) == 0 && p.mu.callbacks == 0 {
-		for _, ch := range p.mu.drained {
-			close(ch)
-		}
-		p.mu.drained = nil
+	if p.mu.callbacks != 0 {
+		return
 	}
+	kept := p.mu.drained[:0]
+	for _, w := range p.mu.drained {
+		if slices.Contains(p.mu.pending, w.last) {
+			kept = append(kept, w)
+		} else {
+			close(w.ch)
+		}
+	}
+	clear(p.mu.drained[len(kept):])
+	p.mu.drained = kept
 }
 
 // storeMax raises v to n.
@@ -700,11 +716,14 @@ func (p *partitionProducer) flush(ctx context.Context) error {
 		p.mu.Unlock()
 		return err
 	}
-	ch := make(chan struct{})
-	p.mu.drained = append(p.mu.drained, ch)
+	w := flushWaiter{ch: make(chan struct{})}
+	if n := len(p.mu.pending); n > 0 {
+		w.last = p.mu.pending[n-1]
+	}
+	p.mu.drained = append(p.mu.drained, w)
 	p.mu.Unlock()
 	select {
-	case <-ch:
+	case <-w.ch:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -337,3 +337,41 @@ func TestCloseRemovesProducerFromBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushIgnoresLaterMessages: Flush waits for the messages sent before
+// it, not for those other goroutines send meanwhile: here they stay in a
+// batch with an hour's delay, and Flush still returns once "first" is
+// acknowledged.
+func TestFlushIgnoresLaterMessages(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	cl := newClient(t, c)
+	topic := uniqueTopic(t, "flush-later")
+	p := newProducer(t, cl, topic, client.WithBatching(100000, 64<<20, time.Hour))
+	ctx := ctxT(t, time.Minute)
+	col := newCollector()
+	p.SendAsync(ctx, msg("first"), col.cb)
+	stop := make(chan struct{})
+	sending := make(chan struct{})
+	go func() {
+		defer close(sending)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			p.SendAsync(ctx, msg(fmt.Sprintf("later-%d", i)), col.cb)
+		}
+	}()
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	err := p.Flush(fctx)
+	cancel()
+	close(stop)
+	<-sending
+	if err != nil {
+		t.Fatalf("Flush with later messages batched: %v", err)
+	}
+	if got := col.results(); len(got) == 0 || got[0].payload != "first" || got[0].err != nil {
+		t.Fatalf("after Flush the first result is %+v, want first acknowledged", got)
+	}
+}
