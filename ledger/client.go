@@ -106,6 +106,11 @@ type CreateOptions struct {
 	Password []byte
 	// Custom metadata stored with the ledger.
 	Custom map[string]string
+	// IDAbove: the new ledger's id is greater than this. Ledger ids grow per
+	// client, not across clients (each reserves its own block), so a log
+	// made of ledgers from several clients (a topic that moved between
+	// brokers) passes its last ledger's id to keep ids increasing along it.
+	IDAbove int64
 }
 
 // MasterKey derives from a ledger password the key bookies check on adds
@@ -126,7 +131,7 @@ func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Writer, error
 	if err != nil {
 		return nil, err
 	}
-	id, err := c.ids.Next(ctx)
+	id, err := c.ids.NextAbove(ctx, opts.IDAbove)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: allocate id: %w", err)
 	}

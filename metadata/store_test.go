@@ -207,6 +207,48 @@ func TestIDGeneratorUniqueAcrossGenerators(t *testing.T) {
 	}
 }
 
+// TestIDGeneratorNextAbove: a generator whose reserved block lies below an
+// id another generator issued skips to a fresh block above it, and a floor
+// above the counter moves the counter past it.
+func TestIDGeneratorNextAbove(t *testing.T) {
+	s, _ := testutil.Store(t)
+	ctx := ctxT(t)
+	low := metadata.NewIDGenerator(s, metadata.LedgerIDKey, 16)
+	high := metadata.NewIDGenerator(s, metadata.LedgerIDKey, 16)
+	first, err := low.Next(ctx) // low reserves 1..16
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for i := 0; i < 3; i++ { // high reserves 17..32
+		if last, err = high.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if first != 1 || last != 19 {
+		t.Fatalf("ids %d and %d, want 1 and 19", first, last)
+	}
+	if id, err := low.Next(ctx); err != nil || id != 2 {
+		t.Fatalf("Next from the reserved block = %d, %v; want 2", id, err)
+	}
+	above, err := low.NextAbove(ctx, last)
+	if err != nil || above != 33 {
+		t.Fatalf("NextAbove(%d) = %d, %v; want 33 (a fresh block)", last, above, err)
+	}
+	if id, err := low.NextAbove(ctx, above); err != nil || id != 34 {
+		t.Fatalf("NextAbove(%d) = %d, %v; want 34 (from the new block)", above, id, err)
+	}
+	if id, err := high.NextAbove(ctx, 1000); err != nil || id != 1001 {
+		t.Fatalf("NextAbove(1000) above the counter = %d, %v; want 1001", id, err)
+	}
+	if id, err := low.NextAbove(ctx, 34); err != nil || id != 35 {
+		t.Fatalf("NextAbove(34) = %d, %v; want 35", id, err)
+	}
+	if id, err := low.NextAbove(ctx, 1001); err != nil || id != 1017 {
+		t.Fatalf("NextAbove(1001) after the counter jumped = %d, %v; want 1017", id, err)
+	}
+}
+
 func TestEmbeddedSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	client, peer := testutil.FreeAddr(t), testutil.FreeAddr(t)

@@ -28,6 +28,10 @@ var (
 	// offload (the ledger was trimmed, or another owner took over); the
 	// attempt's objects were deleted.
 	ErrOffloadConflict = errors.New("managed ledger: offload conflict")
+	// ErrLedgerOrder: a ledger would be added to the list with an id not
+	// above the ids already used; it is refused, as positions order by
+	// ledger id.
+	ErrLedgerOrder = errors.New("managed ledger: ledger ids out of order")
 	// ErrOffloadInProgress: a manual offload is already queued or running.
 	ErrOffloadInProgress = errors.New("managed ledger: offload already running")
 )

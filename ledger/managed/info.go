@@ -43,7 +43,13 @@ type OffloadContext struct {
 
 // mlInfo is the managed ledger's record at /managed-ledgers/{name}.
 type mlInfo struct {
-	Ledgers    []LedgerInfo      `json:"ledgers"`
+	Ledgers []LedgerInfo `json:"ledgers"`
+	// LastLedgerID is the highest ledger id the log ever listed, including
+	// ledgers since trimmed or dropped as empty. Every ledger added to the
+	// list has a higher id (see ledgerIDFloor), so positions order by
+	// (ledger id, entry id) along the log. Logs written before this field
+	// existed lack it; their floor is the highest id in the list.
+	LastLedgerID int64             `json:"lastLedgerId,omitempty"`
 	Terminated *Position         `json:"terminatedPosition,omitempty"`
 	Properties map[string]string `json:"properties,omitempty"`
 }
@@ -59,6 +65,26 @@ func (i mlInfo) clone() mlInfo {
 		}
 	}
 	return c
+}
+
+// ledgerIDFloor returns the id every new ledger of the log must exceed.
+func (i mlInfo) ledgerIDFloor() int64 {
+	floor := i.LastLedgerID
+	for _, li := range i.Ledgers {
+		floor = max(floor, li.LedgerID)
+	}
+	return floor
+}
+
+// appendLedger adds a new ledger at the end of the list. Its id must exceed
+// every id the log has used: ordering positions by ledger id relies on it.
+func (i *mlInfo) appendLedger(id int64) error {
+	if floor := i.ledgerIDFloor(); id <= floor {
+		return fmt.Errorf("%w: new ledger %d does not follow ledger %d", ErrLedgerOrder, id, floor)
+	}
+	i.Ledgers = append(i.Ledgers, LedgerInfo{LedgerID: id})
+	i.LastLedgerID = id
+	return nil
 }
 
 func infoKey(name string) string { return metadata.ManagedLedgersPrefix + name }

@@ -152,6 +152,7 @@ func (ml *ManagedLedger) initialize(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	floor := info.ledgerIDFloor()
 	// Recover every ledger not yet recorded as closed (normally only the
 	// last one): this fences a previous owner.
 	var empty []int64
@@ -183,16 +184,21 @@ func (ml *ManagedLedger) initialize(ctx context.Context) error {
 		}
 	}
 	info.Ledgers = kept
+	info.LastLedgerID = floor // dropped ledgers' ids stay used: cursors may name them
 	last := Position{-1, -1}
 	if n := len(info.Ledgers); n > 0 {
 		last = Position{info.Ledgers[n-1].LedgerID, info.Ledgers[n-1].Entries - 1}
 	}
 	var w *ledger.Writer
 	if info.Terminated == nil {
-		if w, err = ml.createLedger(ctx); err != nil {
+		if w, err = ml.createLedger(ctx, floor); err != nil {
 			return err
 		}
-		info.Ledgers = append(info.Ledgers, LedgerInfo{LedgerID: w.ID()})
+		if err = info.appendLedger(w.ID()); err != nil {
+			w.Abandon()
+			ml.opts.Ledgers.Delete(ctx, w.ID())
+			return err
+		}
 	}
 	version, err = ml.storeInfo(ctx, info, version)
 	if err != nil {
@@ -231,10 +237,12 @@ func (ml *ManagedLedger) publishTimes(ctx context.Context, r *ledger.Reader) (fi
 	return first, last
 }
 
-func (ml *ManagedLedger) createLedger(ctx context.Context) (*ledger.Writer, error) {
+// createLedger creates a ledger for appends whose id is above floor, the
+// highest id the log has used (mlInfo.ledgerIDFloor).
+func (ml *ManagedLedger) createLedger(ctx context.Context, floor int64) (*ledger.Writer, error) {
 	w, err := ml.opts.Ledgers.Create(ctx, ledger.CreateOptions{
 		EnsembleSize: ml.opts.EnsembleSize, WriteQuorum: ml.opts.WriteQuorum, AckQuorum: ml.opts.AckQuorum,
-		Password: ml.opts.Password, Custom: map[string]string{"managedLedger": ml.name},
+		Password: ml.opts.Password, Custom: map[string]string{"managedLedger": ml.name}, IDAbove: floor,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("managed ledger %s: create ledger: %w", ml.name, err)
@@ -259,19 +267,22 @@ func (ml *ManagedLedger) storeInfo(ctx context.Context, info mlInfo, version int
 	return rev, nil
 }
 
-// updateInfo applies fn to the ledger list and stores it; metaMu must be held.
-func (ml *ManagedLedger) updateInfo(ctx context.Context, fn func(*mlInfo)) error {
+// updateInfo applies fn to the ledger list and stores it; metaMu must be
+// held. An error from fn leaves the list unchanged.
+func (ml *ManagedLedger) updateInfo(ctx context.Context, fn func(*mlInfo) error) error {
 	return ml.updateInfoThen(ctx, fn, nil)
 }
 
 // updateInfoThen is updateInfo that also runs then (under ml.mu) in the same
 // critical section that installs the new list, so readers never see a state
 // between the two.
-func (ml *ManagedLedger) updateInfoThen(ctx context.Context, fn func(*mlInfo), then func()) error {
+func (ml *ManagedLedger) updateInfoThen(ctx context.Context, fn func(*mlInfo) error, then func()) error {
 	ml.mu.Lock()
 	info, version := ml.mu.info.clone(), ml.mu.version
 	ml.mu.Unlock()
-	fn(&info)
+	if err := fn(&info); err != nil {
+		return err
+	}
 	rev, err := ml.storeInfo(ctx, info, version)
 	if err != nil {
 		if errors.Is(err, ErrFenced) {
@@ -451,11 +462,12 @@ func (ml *ManagedLedger) roll() {
 			return
 		}
 	}
-	w, err := ml.createLedger(ctx)
+	ml.mu.Lock()
+	floor := ml.mu.info.ledgerIDFloor()
+	ml.mu.Unlock()
+	w, err := ml.createLedger(ctx, floor)
 	if err == nil {
-		err = ml.updateInfo(ctx, func(info *mlInfo) {
-			info.Ledgers = append(info.Ledgers, LedgerInfo{LedgerID: w.ID()})
-		})
+		err = ml.updateInfo(ctx, func(info *mlInfo) error { return info.appendLedger(w.ID()) })
 		if err != nil {
 			w.Abandon()
 			ml.opts.Ledgers.Delete(ctx, w.ID())
@@ -555,18 +567,19 @@ func (ml *ManagedLedger) closeCurrent(ctx context.Context, w *ledger.Writer) err
 	ml.mu.Unlock()
 	// The writer stays current for readers until the list records the
 	// ledger's final extent.
-	err = ml.updateInfoThen(ctx, func(info *mlInfo) {
+	err = ml.updateInfoThen(ctx, func(info *mlInfo) error {
 		n := len(info.Ledgers)
 		if n == 0 || info.Ledgers[n-1].LedgerID != cur.id {
-			return
+			return nil
 		}
 		if cur.entries == 0 {
 			info.Ledgers = info.Ledgers[:n-1]
-			return
+			return nil
 		}
 		li := &info.Ledgers[n-1]
 		li.Entries, li.Size, li.Timestamp = cur.entries, cur.size, ml.opts.Clock().UnixMilli()
 		li.FirstPublishTime, li.LastPublishTime = cur.firstPublish, cur.lastPublish
+		return nil
 	}, func() { ml.mu.writer = nil })
 	if err == nil && cur.entries == 0 {
 		ml.opts.Ledgers.Delete(ctx, cur.id)
@@ -791,7 +804,7 @@ func (ml *ManagedLedger) Terminate(ctx context.Context) (Position, error) {
 		}
 	}
 	last := ml.LastConfirmed()
-	if err := ml.updateInfo(ctx, func(info *mlInfo) { info.Terminated = &last }); err != nil {
+	if err := ml.updateInfo(ctx, func(info *mlInfo) error { info.Terminated = &last; return nil }); err != nil {
 		return Position{}, err
 	}
 	ml.mu.Lock()

@@ -668,12 +668,13 @@ func (ml *ManagedLedger) casOffload(ctx context.Context, id int64, expect *Offlo
 	if uuidOf(li.Offload) != uuidOf(expect) {
 		return fmt.Errorf("%w: ledger %d carries offload %q, expected %q", ErrOffloadConflict, id, uuidOf(li.Offload), uuidOf(expect))
 	}
-	return ml.updateInfo(ctx, func(info *mlInfo) {
+	return ml.updateInfo(ctx, func(info *mlInfo) error {
 		for i := range info.Ledgers {
 			if info.Ledgers[i].LedgerID == id {
 				mutate(&info.Ledgers[i])
 			}
 		}
+		return nil
 	})
 }
 
@@ -758,13 +759,14 @@ func (ml *ManagedLedger) deleteBookieCopies(ctx context.Context, lag time.Durati
 	}
 	if len(ids) > 0 {
 		ml.metaMu.Lock()
-		err := ml.updateInfo(ctx, func(info *mlInfo) {
+		err := ml.updateInfo(ctx, func(info *mlInfo) error {
 			for i := range info.Ledgers {
 				li := &info.Ledgers[i]
 				if offloaded(*li) && slices.Contains(ids, li.LedgerID) {
 					li.Offload.BookieDeleted = true
 				}
 			}
+			return nil
 		})
 		ml.metaMu.Unlock()
 		if err != nil {

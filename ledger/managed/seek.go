@@ -49,9 +49,14 @@ func (ml *ManagedLedger) FindByTime(ctx context.Context, t int64) (Position, err
 			if searchErr != nil {
 				return true
 			}
-			es, _, err := ml.Read(ctx, Position{s.id, int64(i)}, 1, 1)
-			if err != nil || len(es) == 0 {
-				searchErr = fmt.Errorf("read %d:%d: %w", s.id, i, err)
+			p := Position{s.id, int64(i)}
+			es, _, err := ml.Read(ctx, p, 1, 1)
+			if err == nil && (len(es) == 0 || es[0].Position != p) {
+				// Trimmed meanwhile: the read moved on to a later entry.
+				err = fmt.Errorf("%w: %s is no longer in the log", ErrInvalidPosition, p)
+			}
+			if err != nil {
+				searchErr = fmt.Errorf("read %s: %w", p, err)
 				return true
 			}
 			pt, err := ml.opts.PublishTime(es[0].Data)

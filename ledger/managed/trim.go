@@ -84,10 +84,11 @@ func (ml *ManagedLedger) trim(ctx context.Context) (TrimResult, []LedgerInfo, er
 	if len(doomed) == 0 {
 		return res, nil, nil
 	}
-	err := ml.updateInfo(ctx, func(info *mlInfo) {
+	err := ml.updateInfo(ctx, func(info *mlInfo) error {
 		info.Ledgers = slices.DeleteFunc(info.Ledgers, func(li LedgerInfo) bool {
 			return slices.ContainsFunc(doomed, func(d LedgerInfo) bool { return d.LedgerID == li.LedgerID })
 		})
+		return nil
 	})
 	if err != nil {
 		return TrimResult{}, nil, err
