@@ -87,6 +87,19 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role str
 		if sub.name == "" {
 			sub.name = fmt.Sprintf("reader-%d", consumerSeq.Add(1))
 		}
+		// Tracked so that an unload closes the reader too (its client then
+		// reconnects after its last message).
+		t.mu.Lock()
+		closed := t.mu.closed
+		if !closed {
+			t.mu.readers[sub] = true
+		}
+		t.mu.Unlock()
+		if closed {
+			err := fmt.Errorf("%w: %s", ErrTopicClosed, t.name)
+			sub.close(err)
+			return nil, nil, err
+		}
 	}
 	if err := t.checkConsumerLimit(sub); err != nil {
 		if !req.Durable {

@@ -182,6 +182,11 @@ func (s *Subscription) close(cause error) {
 	}
 	s.stopDispatcher()
 	s.cursor.Close()
+	if !s.durable {
+		s.t.mu.Lock()
+		delete(s.t.mu.readers, s)
+		s.t.mu.Unlock()
+	}
 }
 
 // permitsLocked returns the permits of the consumers entries may go to.

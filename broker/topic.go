@@ -31,7 +31,8 @@ type Topic struct {
 	mu struct {
 		sync.Mutex
 		producers map[string]*Producer
-		subs      map[string]*Subscription
+		subs      map[string]*Subscription // durable
+		readers   map[*Subscription]bool   // non-durable, one per reader
 		closed    bool
 	}
 }
@@ -139,6 +140,7 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 	t := &Topic{b: b, name: name, bundle: bundle, partition: int32(name.PartitionIndex()), log: b.log.With("topic", name.String())}
 	t.mu.producers = make(map[string]*Producer)
 	t.mu.subs = make(map[string]*Subscription)
+	t.mu.readers = make(map[*Subscription]bool)
 	t.stats = newTopicStats()
 	t.policy = newPolicyState()
 	t.dedup = newDedup(t)
@@ -260,10 +262,7 @@ func (t *Topic) close(ctx context.Context, cause error) error {
 	for _, p := range t.mu.producers {
 		producers = append(producers, p)
 	}
-	subs := make([]*Subscription, 0, len(t.mu.subs))
-	for _, s := range t.mu.subs {
-		subs = append(subs, s)
-	}
+	subs := t.allSubsLocked()
 	t.mu.Unlock()
 	for _, p := range producers {
 		p.kill(cause)
@@ -281,14 +280,24 @@ func (t *Topic) close(ctx context.Context, cause error) error {
 	return err
 }
 
+// allSubsLocked returns the durable subscriptions and the readers' ones.
+// t.mu must be held.
+func (t *Topic) allSubsLocked() []*Subscription {
+	subs := make([]*Subscription, 0, len(t.mu.subs)+len(t.mu.readers))
+	for _, s := range t.mu.subs {
+		subs = append(subs, s)
+	}
+	for s := range t.mu.readers {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
 // abandon drops the topic as a crash would (no flush, no close).
 func (t *Topic) abandon() {
 	t.mu.Lock()
 	t.mu.closed = true
-	subs := make([]*Subscription, 0, len(t.mu.subs))
-	for _, s := range t.mu.subs {
-		subs = append(subs, s)
-	}
+	subs := t.allSubsLocked()
 	t.mu.Unlock()
 	for _, s := range subs {
 		s.stopDispatcher()
