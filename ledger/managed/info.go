@@ -50,8 +50,8 @@ type mlInfo struct {
 	// (ledger id, entry id) along the log. Logs written before this field
 	// existed lack it; their floor is the highest id in the list.
 	LastLedgerID int64             `json:"lastLedgerId,omitempty"`
-	Terminated *Position         `json:"terminatedPosition,omitempty"`
-	Properties map[string]string `json:"properties,omitempty"`
+	Terminated   *Position         `json:"terminatedPosition,omitempty"`
+	Properties   map[string]string `json:"properties,omitempty"`
 }
 
 func (i mlInfo) clone() mlInfo {
