@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,31 +67,73 @@ func (c *Cursor) Name() string { return c.name }
 // Durable reports whether the cursor is persisted.
 func (c *Cursor) Durable() bool { return c.durable }
 
-// loadCursors recovers every durable cursor of the log.
-func (ml *ManagedLedger) loadCursors(ctx context.Context) error {
+// readCursors reads the persisted state of every durable cursor of the log.
+func (ml *ManagedLedger) readCursors(ctx context.Context) (map[string]cursorState, map[string]int64, error) {
 	kvs, err := metadata.ListAll(ctx, ml.opts.Metadata, cursorsPrefix(ml.name), false)
 	if err != nil {
-		return fmt.Errorf("managed ledger %s: list cursors: %w", ml.name, err)
+		return nil, nil, fmt.Errorf("managed ledger %s: list cursors: %w", ml.name, err)
 	}
+	states, versions := make(map[string]cursorState, len(kvs)), make(map[string]int64, len(kvs))
 	for _, kv := range kvs {
 		name := kv.Key[len(cursorsPrefix(ml.name)):]
 		var st cursorState
 		if err := json.Unmarshal(kv.Value, &st); err != nil {
-			return fmt.Errorf("managed ledger %s: cursor %s: corrupt state: %w", ml.name, name, err)
+			return nil, nil, fmt.Errorf("managed ledger %s: cursor %s: corrupt state: %w", ml.name, name, err)
 		}
-		c := &Cursor{ml: ml, name: name, durable: true}
-		c.mu.markDelete = st.MarkDelete
+		states[name], versions[name] = st, kv.ModRevision
+	}
+	return states, versions, nil
+}
+
+// cursorLedgerFloor returns the highest ledger id named by floor or by any
+// persisted cursor position.
+func (ml *ManagedLedger) cursorLedgerFloor(ctx context.Context, floor int64) (int64, error) {
+	states, _, err := ml.readCursors(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, st := range states {
+		floor = max(floor, st.MarkDelete.LedgerID)
 		for _, r := range st.Ranges {
-			c.mu.acked.rs = append(c.mu.acked.rs, ackRange{r[0], r[1], r[2]})
+			floor = max(floor, r[0])
 		}
-		c.mu.version = kv.ModRevision
+	}
+	return floor, nil
+}
+
+// loadCursors recovers every durable cursor of the log. Positions named
+// with ledger ids that renumbering replaced are mapped to the copies (and
+// persisted so at the next flush).
+func (ml *ManagedLedger) loadCursors(ctx context.Context) error {
+	states, versions, err := ml.readCursors(ctx)
+	if err != nil {
+		return err
+	}
+	ml.mu.Lock()
+	defer ml.mu.Unlock()
+	for name, st := range states {
+		c := &Cursor{ml: ml, name: name, durable: true}
+		c.mu.markDelete = ml.canonicalLocked(st.MarkDelete)
+		renamed := c.mu.markDelete != st.MarkDelete
+		rs := make([]ackRange, 0, len(st.Ranges))
+		for _, r := range st.Ranges {
+			if r[1] < 0 || r[1] > r[2] {
+				continue // not a range; acknowledgements lost this way are redelivered
+			}
+			id := ml.mu.info.renumbered(r[0])
+			renamed = renamed || id != r[0]
+			rs = append(rs, ackRange{id, r[1], r[2]})
+		}
+		slices.SortFunc(rs, func(a, b ackRange) int { return a.lo().Compare(b.lo()) })
+		c.mu.acked.rs = rs
+		c.mu.acked.removeUpTo(c.mu.markDelete)
+		c.mu.dirty = renamed
+		c.mu.version = versions[name]
 		c.mu.lastActive = time.UnixMilli(st.LastActive)
 		c.mu.props = st.Properties
 		c.mu.active = true
-		ml.mu.Lock()
 		c.mu.readPos = ml.nextLocked(c.mu.markDelete)
 		ml.mu.cursors[name] = c
-		ml.mu.Unlock()
 	}
 	return nil
 }
@@ -153,7 +196,7 @@ func (ml *ManagedLedger) NewNonDurableCursor(start Position) *Cursor {
 	c := &Cursor{ml: ml, name: "reader", durable: false}
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
-	start = ml.normalizeLocked(start)
+	start = ml.normalizeLocked(ml.canonicalLocked(start))
 	c.mu.markDelete = Position{start.LedgerID, start.EntryID - 1}
 	c.mu.readPos = start
 	c.mu.active = true
@@ -341,6 +384,12 @@ func (c *Cursor) Ack(positions ...Position) error {
 	}
 	c.ml.mu.Lock()
 	defer c.ml.mu.Unlock()
+	if len(c.ml.mu.info.Renumbered) > 0 {
+		positions = slices.Clone(positions)
+		for i, p := range positions {
+			positions[i] = c.ml.canonicalLocked(p)
+		}
+	}
 	for _, p := range positions {
 		if p.EntryID < 0 || (c.mu.markDelete.Less(p) && !c.ml.existsLocked(p)) {
 			return fmt.Errorf("%w: %s is not an entry of %s", ErrInvalidPosition, p, c.ml.name)
@@ -367,6 +416,7 @@ func (c *Cursor) AckCumulative(p Position) error {
 	}
 	c.ml.mu.Lock()
 	defer c.ml.mu.Unlock()
+	p = c.ml.canonicalLocked(p)
 	if p.EntryID >= 0 && !c.mu.markDelete.Less(p) {
 		return nil
 	}
@@ -414,6 +464,7 @@ func (c *Cursor) SeekRead(p Position) {
 	defer c.mu.Unlock()
 	c.ml.mu.Lock()
 	defer c.ml.mu.Unlock()
+	p = c.ml.canonicalLocked(p)
 	if !c.mu.markDelete.Less(p) {
 		p = c.ml.nextLocked(c.mu.markDelete)
 	}
@@ -427,7 +478,7 @@ func (c *Cursor) Reset(p Position) {
 	defer c.mu.Unlock()
 	c.ml.mu.Lock()
 	defer c.ml.mu.Unlock()
-	p = c.ml.normalizeLocked(p)
+	p = c.ml.normalizeLocked(c.ml.canonicalLocked(p))
 	c.mu.markDelete = Position{p.LedgerID, p.EntryID - 1}
 	c.mu.acked.clear()
 	c.mu.readPos = p

@@ -2,6 +2,7 @@ package managed
 
 import (
 	"context"
+	"maps"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,13 +50,18 @@ type mlInfo struct {
 	// list has a higher id (see ledgerIDFloor), so positions order by
 	// (ledger id, entry id) along the log. Logs written before this field
 	// existed lack it; their floor is the highest id in the list.
-	LastLedgerID int64             `json:"lastLedgerId,omitempty"`
+	LastLedgerID int64 `json:"lastLedgerId,omitempty"`
+	// Renumbered maps ledger ids replaced by renumbering an out-of-order
+	// list (see repair.go) to the ids of their copies, while the copies are
+	// listed.
+	Renumbered map[int64]int64 `json:"renumbered,omitempty"`
 	Terminated   *Position         `json:"terminatedPosition,omitempty"`
 	Properties   map[string]string `json:"properties,omitempty"`
 }
 
 func (i mlInfo) clone() mlInfo {
 	c := i
+	c.Renumbered = maps.Clone(i.Renumbered)
 	c.Ledgers = make([]LedgerInfo, len(i.Ledgers))
 	for j, l := range i.Ledgers {
 		c.Ledgers[j] = l

@@ -153,6 +153,13 @@ func (ml *ManagedLedger) initialize(ctx context.Context) error {
 		return err
 	}
 	floor := info.ledgerIDFloor()
+	if info.LastLedgerID == 0 && len(info.Ledgers) > 0 {
+		// Written before the floor was recorded: ledgers dropped as empty
+		// may have had higher ids, and cursors may still name them.
+		if floor, err = ml.cursorLedgerFloor(ctx, floor); err != nil {
+			return err
+		}
+	}
 	// Recover every ledger not yet recorded as closed (normally only the
 	// last one): this fences a previous owner.
 	var empty []int64
@@ -184,6 +191,14 @@ func (ml *ManagedLedger) initialize(ctx context.Context) error {
 		}
 	}
 	info.Ledgers = kept
+	var replaced []LedgerInfo
+	var copies []int64
+	if k := outOfOrder(info.Ledgers); k >= 0 {
+		if replaced, copies, err = ml.renumber(ctx, &info, k, floor); err != nil {
+			return err
+		}
+		floor = info.LastLedgerID
+	}
 	info.LastLedgerID = floor // dropped ledgers' ids stay used: cursors may name them
 	last := Position{-1, -1}
 	if n := len(info.Ledgers); n > 0 {
@@ -196,7 +211,7 @@ func (ml *ManagedLedger) initialize(ctx context.Context) error {
 		}
 		if err = info.appendLedger(w.ID()); err != nil {
 			w.Abandon()
-			ml.opts.Ledgers.Delete(ctx, w.ID())
+			ml.deleteLedgers(append(copies, w.ID()))
 			return err
 		}
 	}
@@ -204,12 +219,20 @@ func (ml *ManagedLedger) initialize(ctx context.Context) error {
 	if err != nil {
 		if w != nil {
 			w.Abandon()
-			ml.opts.Ledgers.Delete(ctx, w.ID())
+			copies = append(copies, w.ID())
 		}
+		ml.deleteLedgers(copies)
 		return err
 	}
-	for _, id := range empty {
-		ml.opts.Ledgers.Delete(ctx, id)
+	for _, li := range replaced {
+		if li.Offload == nil || !li.Offload.BookieDeleted {
+			empty = append(empty, li.LedgerID)
+		}
+	}
+	ml.deleteLedgers(empty)
+	ml.dropOffloaded(ctx, replaced)
+	for _, li := range replaced {
+		delete(ml.mu.readers, li.LedgerID) // opened to copy it; Open has not returned, no lock needed
 	}
 	ml.mu.info, ml.mu.version = info, version
 	ml.mu.lastConfirmed = last

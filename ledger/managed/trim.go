@@ -88,6 +88,7 @@ func (ml *ManagedLedger) trim(ctx context.Context) (TrimResult, []LedgerInfo, er
 		info.Ledgers = slices.DeleteFunc(info.Ledgers, func(li LedgerInfo) bool {
 			return slices.ContainsFunc(doomed, func(d LedgerInfo) bool { return d.LedgerID == li.LedgerID })
 		})
+		info.pruneRenumbered()
 		return nil
 	})
 	if err != nil {
