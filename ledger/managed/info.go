@@ -2,10 +2,10 @@ package managed
 
 import (
 	"context"
-	"maps"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/strata-mq/strata/metadata"
 )
@@ -54,9 +54,9 @@ type mlInfo struct {
 	// Renumbered maps ledger ids replaced by renumbering an out-of-order
 	// list (see repair.go) to the ids of their copies, while the copies are
 	// listed.
-	Renumbered map[int64]int64 `json:"renumbered,omitempty"`
-	Terminated   *Position         `json:"terminatedPosition,omitempty"`
-	Properties   map[string]string `json:"properties,omitempty"`
+	Renumbered map[int64]int64   `json:"renumbered,omitempty"`
+	Terminated *Position         `json:"terminatedPosition,omitempty"`
+	Properties map[string]string `json:"properties,omitempty"`
 }
 
 func (i mlInfo) clone() mlInfo {
