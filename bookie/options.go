@@ -92,6 +92,12 @@ type Hooks struct {
 	// ReplyDelay, when it returns > 0, delays one add reply (out of order
 	// with the others) by that long.
 	ReplyDelay func(ref EntryRef) time.Duration
+	// DropAdd, when it returns true, loses an add on its way in: it is
+	// neither applied nor answered.
+	DropAdd func(ref EntryRef) bool
+	// ReadDelay, when it returns > 0, delays a ReadEntry reply (after a
+	// recovery read's fence) by that long.
+	ReadDelay func(ref EntryRef) time.Duration
 }
 
 // EntryRef names one entry.

@@ -111,6 +111,10 @@ func (s *service) Add(stream bookiepb.Bookie_AddServer) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if b.opts.Hooks.DropAdd != nil && b.opts.Hooks.DropAdd(EntryRef{req.LedgerId, req.EntryId}) {
+			<-inflight // lost on the way: never applied, never answered
+			continue
+		}
 		if code, msg := b.validateAdd(req); code != bookiepb.Code_OK {
 			b.metrics.addEntries.WithLabelValues(code.String()).Inc()
 			reply(req.LedgerId, req.EntryId, code, msg)
@@ -142,6 +146,13 @@ func (b *Bookie) replyDelay(code bookiepb.Code, ledgerID, entryID int64) time.Du
 		return 0
 	}
 	return b.opts.Hooks.ReplyDelay(EntryRef{ledgerID, entryID})
+}
+
+func (b *Bookie) readDelay(ledgerID, entryID int64) time.Duration {
+	if b.opts.Hooks.ReadDelay == nil {
+		return 0
+	}
+	return b.opts.Hooks.ReadDelay(EntryRef{ledgerID, entryID})
 }
 
 // validateAdd rejects malformed or unacceptable adds before they reach the journal.
@@ -185,6 +196,20 @@ func (s *service) ReadEntry(ctx context.Context, req *bookiepb.ReadEntryRequest)
 	}
 	if req.EntryId < -1 {
 		return nil, bookiepb.Error(bookiepb.Code_BAD_REQUEST, "invalid entry id %d", req.EntryId)
+	}
+	if req.Fence {
+		// A recovery read: once the fence is durable, every add accepted
+		// before it is committed, so what this bookie lacks it never gets.
+		if _, err := b.fence(req.LedgerId, req.MasterKey); err != nil {
+			return nil, err
+		}
+	}
+	if d := b.readDelay(req.LedgerId, req.EntryId); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	known, _, lac, _, err := b.ledgers.snapshot(req.LedgerId)
 	if err != nil {
@@ -307,24 +332,32 @@ func (s *service) WaitLAC(ctx context.Context, req *bookiepb.WaitLACRequest) (*b
 }
 
 func (s *service) Fence(ctx context.Context, req *bookiepb.FenceRequest) (*bookiepb.FenceResponse, error) {
-	b := s.b
 	if err := checkLedgerID(req.LedgerId); err != nil {
 		return nil, err
 	}
-	if len(req.MasterKey) == 0 || len(req.MasterKey) > 255 {
-		return nil, bookiepb.Error(bookiepb.Code_UNAUTHORIZED, "fencing needs the ledger's master key")
-	}
-	res := make(chan opResult, 1)
-	if !b.journal.submit(&journalOp{kind: opFence, ledgerID: req.LedgerId, masterKey: req.MasterKey, done: func(r opResult) { res <- r }}) {
-		return nil, bookiepb.Error(bookiepb.Code_SHUTTING_DOWN, "bookie shutting down")
-	}
-	// The fence is durable once the journal replies; wait for it even if the
-	// caller goes away, so that a reply always means "persisted".
-	r := <-res
-	if r.code != bookiepb.Code_OK {
-		return nil, bookiepb.Error(r.code, "fence ledger %d: %s", req.LedgerId, r.msg)
+	r, err := s.b.fence(req.LedgerId, req.MasterKey)
+	if err != nil {
+		return nil, err
 	}
 	return &bookiepb.FenceResponse{LastEntryId: r.lastEntryID, LastEntry: r.lastEntry, Lac: r.lac}, nil
+}
+
+// fence marks a ledger fenced through the journal and returns once the fence
+// is durable, with the last entry stored here. It waits even if the caller
+// goes away, so that a reply always means "persisted".
+func (b *Bookie) fence(ledgerID int64, masterKey []byte) (opResult, error) {
+	if len(masterKey) == 0 || len(masterKey) > 255 {
+		return opResult{}, bookiepb.Error(bookiepb.Code_UNAUTHORIZED, "fencing needs the ledger's master key")
+	}
+	res := make(chan opResult, 1)
+	if !b.journal.submit(&journalOp{kind: opFence, ledgerID: ledgerID, masterKey: masterKey, done: func(r opResult) { res <- r }}) {
+		return opResult{}, bookiepb.Error(bookiepb.Code_SHUTTING_DOWN, "bookie shutting down")
+	}
+	r := <-res
+	if r.code != bookiepb.Code_OK {
+		return r, bookiepb.Error(r.code, "fence ledger %d: %s", ledgerID, r.msg)
+	}
+	return r, nil
 }
 
 func (s *service) Info(ctx context.Context, _ *bookiepb.InfoRequest) (*bookiepb.InfoResponse, error) {

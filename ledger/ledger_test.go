@@ -289,9 +289,16 @@ func TestRecoveryOfAbandonedWriter(t *testing.T) {
 	}
 	acked := appendN(t, w, 0, 500)
 	lastAcked := acked[len(acked)-1]
-	// More adds in flight while the new owner takes over.
+	// More adds in flight while the new owner takes over; each is either
+	// acknowledged (then it must be in the recovered ledger) or fails.
+	inflight := make(chan int64, 100)
 	for i := int64(500); i < 600; i++ {
-		w.AppendAsync(payload(i), nil)
+		w.AppendAsync(payload(i), func(id int64, err error) {
+			if err != nil {
+				id = -1
+			}
+			inflight <- id
+		})
 	}
 
 	r, err := c.LedgerClient().OpenRecover(ctx, w.ID(), pw)
@@ -301,6 +308,16 @@ func TestRecoveryOfAbandonedWriter(t *testing.T) {
 	md := r.Metadata()
 	if md.State != ledger.StateClosed || md.LastEntryID < lastAcked {
 		t.Fatalf("recovered state %s lastEntry %d, want CLOSED >= %d", md.State, md.LastEntryID, lastAcked)
+	}
+	for range 100 {
+		select {
+		case id := <-inflight:
+			if id > md.LastEntryID {
+				t.Fatalf("old writer acknowledged entry %d; recovery closed the ledger at %d", id, md.LastEntryID)
+			}
+		case <-ctx.Done():
+			t.Fatal("an add in flight during recovery never completed")
+		}
 	}
 	entries, err := r.Read(ctx, 0, md.LastEntryID)
 	if err != nil {

@@ -73,7 +73,7 @@ func (c *Client) recover(ctx context.Context, md Metadata, key []byte) (Metadata
 
 	w := newWriter(c, md, key, lac, length, true)
 	for id := lac + 1; ; id++ {
-		e, found, err := c.recoveryRead(ctx, md, id)
+		e, found, err := c.recoveryRead(ctx, md, id, key)
 		if err != nil {
 			w.Abandon()
 			return md, err
@@ -164,10 +164,16 @@ func (c *Client) fence(ctx context.Context, md Metadata, key []byte) (int64, err
 	return -1, fmt.Errorf("%w: ledger %d: fencing did not reach every write set: %v", ErrRecovery, md.ID, errors.Join(errs...))
 }
 
-// recoveryRead asks every replica of entry id for it. found is false once
-// Qw-Qa+1 replicas report it missing; an entry that is neither found nor
-// confirmed missing fails recovery.
-func (c *Client) recoveryRead(ctx context.Context, md Metadata, id int64) (Entry, bool, error) {
+// recoveryRead asks every replica of entry id for it with a fencing read:
+// a replica answers only once it is fenced, durably, so an add it accepted
+// before the fence — still queued behind a slow commit, say — is visible,
+// and its "no such entry" is final (no ack can follow it). found is false
+// once Qw-Qa+1 replicas report the entry missing; an entry that is neither
+// found nor confirmed missing fails recovery. (An unfenced replica's "no"
+// would not do: a replica the fence phase did not reach may still commit
+// the entry and, with another replica, complete an ack quorum for the old
+// writer.)
+func (c *Client) recoveryRead(ctx context.Context, md Metadata, id int64, key []byte) (Entry, bool, error) {
 	replicas := md.WriteSet(id)
 	type res struct {
 		e       Entry
@@ -185,7 +191,7 @@ func (c *Client) recoveryRead(ctx context.Context, md Metadata, id int64) (Entry
 				ch <- res{err: err}
 				return
 			}
-			resp, err := cli.ReadEntry(rctx, &bookiepb.ReadEntryRequest{LedgerId: md.ID, EntryId: id})
+			resp, err := cli.ReadEntry(rctx, &bookiepb.ReadEntryRequest{LedgerId: md.ID, EntryId: id, Fence: true, MasterKey: key})
 			if err != nil {
 				code, isCode := bookiepb.CodeOf(err)
 				ch <- res{missing: isCode && (code == bookiepb.Code_NO_ENTRY || code == bookiepb.Code_NO_LEDGER), err: err}

@@ -259,7 +259,10 @@ type ReadEntryRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	LedgerId int64                  `protobuf:"varint,1,opt,name=ledger_id,json=ledgerId,proto3" json:"ledger_id,omitempty"`
 	// -1 reads the highest entry stored.
-	EntryId       int64 `protobuf:"varint,2,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	EntryId int64 `protobuf:"varint,2,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	// Fence the ledger before reading (a recovery read); needs master_key.
+	Fence         bool   `protobuf:"varint,3,opt,name=fence,proto3" json:"fence,omitempty"`
+	MasterKey     []byte `protobuf:"bytes,4,opt,name=master_key,json=masterKey,proto3" json:"master_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +309,20 @@ func (x *ReadEntryRequest) GetEntryId() int64 {
 		return x.EntryId
 	}
 	return 0
+}
+
+func (x *ReadEntryRequest) GetFence() bool {
+	if x != nil {
+		return x.Fence
+	}
+	return false
+}
+
+func (x *ReadEntryRequest) GetMasterKey() []byte {
+	if x != nil {
+		return x.MasterKey
+	}
+	return nil
 }
 
 type ReadEntryResponse struct {
@@ -995,10 +1012,13 @@ const file_bookie_proto_rawDesc = "" +
 	"\tledger_id\x18\x01 \x01(\x03R\bledgerId\x12\x19\n" +
 	"\bentry_id\x18\x02 \x01(\x03R\aentryId\x12*\n" +
 	"\x04code\x18\x03 \x01(\x0e2\x16.strata.bookie.v1.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"J\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\x7f\n" +
 	"\x10ReadEntryRequest\x12\x1b\n" +
 	"\tledger_id\x18\x01 \x01(\x03R\bledgerId\x12\x19\n" +
-	"\bentry_id\x18\x02 \x01(\x03R\aentryId\"T\n" +
+	"\bentry_id\x18\x02 \x01(\x03R\aentryId\x12\x14\n" +
+	"\x05fence\x18\x03 \x01(\bR\x05fence\x12\x1d\n" +
+	"\n" +
+	"master_key\x18\x04 \x01(\fR\tmasterKey\"T\n" +
 	"\x11ReadEntryResponse\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\x03R\aentryId\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x10\n" +

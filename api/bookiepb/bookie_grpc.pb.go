@@ -42,7 +42,10 @@ type BookieClient interface {
 	// transport errors or when the bookie shuts down.
 	Add(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AddRequest, AddResponse], error)
 	// ReadEntry returns one entry, or with entry_id = -1 the highest entry
-	// this bookie stores for the ledger.
+	// this bookie stores for the ledger. With fence set it is a recovery read:
+	// the ledger is fenced first, as by Fence, and the entry is read only once
+	// the fence is durable, so every add this bookie accepted before the fence
+	// is committed and visible — its NO_ENTRY is final.
 	ReadEntry(ctx context.Context, in *ReadEntryRequest, opts ...grpc.CallOption) (*ReadEntryResponse, error)
 	// ReadEntries returns several entries of one ledger in one round trip, in
 	// the order asked, stopping early at max_bytes. Entries this bookie does
@@ -152,7 +155,10 @@ type BookieServer interface {
 	// transport errors or when the bookie shuts down.
 	Add(grpc.BidiStreamingServer[AddRequest, AddResponse]) error
 	// ReadEntry returns one entry, or with entry_id = -1 the highest entry
-	// this bookie stores for the ledger.
+	// this bookie stores for the ledger. With fence set it is a recovery read:
+	// the ledger is fenced first, as by Fence, and the entry is read only once
+	// the fence is durable, so every add this bookie accepted before the fence
+	// is committed and visible — its NO_ENTRY is final.
 	ReadEntry(context.Context, *ReadEntryRequest) (*ReadEntryResponse, error)
 	// ReadEntries returns several entries of one ledger in one round trip, in
 	// the order asked, stopping early at max_bytes. Entries this bookie does
