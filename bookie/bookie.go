@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -77,30 +78,90 @@ func New(ctx context.Context, opts Options) (*Bookie, error) {
 		lis.Close()
 		return nil, err
 	}
-	bo := badger.DefaultOptions(filepath.Join(opts.DataDir, "ledgers")).
-		WithSyncWrites(*opts.JournalSync).
-		WithValueThreshold(opts.ValueThreshold).
-		WithValueLogFileSize(opts.ValueLogFileSize).
-		WithDetectConflicts(false).
-		WithLogger(badgerLogger{opts.Logger}).
-		WithMetricsEnabled(false)
-	db, err := badger.Open(bo)
-	if err != nil {
+	if err := b.openStorage(); err != nil {
 		lis.Close()
-		return nil, fmt.Errorf("bookie: open storage in %s: %w", opts.DataDir, err)
+		return nil, err
 	}
-	b.db = db
-	b.st = &store{db: db}
-	b.ledgers = newLedgers(b.st)
-	b.journal = newJournal(b.st, b.ledgers, &b.opts, b.metrics, b.onJournalFailure)
 	if opts.HTTPAddr != "" {
+		var err error
 		if b.httpLis, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
 			lis.Close()
-			db.Close()
+			b.closeStorage()
 			return nil, fmt.Errorf("bookie: listen http %s: %w", opts.HTTPAddr, err)
 		}
 	}
 	return b, nil
+}
+
+// badgerOptions configures the index: written without sync (the entry log
+// is the durable copy until a checkpoint), values (locations, ledger
+// records) small enough to live in the LSM tree.
+func badgerOptions(dir string, logger *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(false).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(16 << 20).
+		WithDetectConflicts(false).
+		WithLogger(badgerLogger{logger}).
+		WithMetricsEnabled(false)
+}
+
+// openStorage opens the entry log and the index, replays the records the
+// index may lack, moves entries of older builds into the log, starts a new
+// segment and checkpoints.
+func (b *Bookie) openStorage() error {
+	log, err := openEntryLog(filepath.Join(b.opts.DataDir, "journal"), b.opts.Hooks)
+	if err != nil {
+		return err
+	}
+	db, err := badger.Open(badgerOptions(filepath.Join(b.opts.DataDir, "ledgers"), b.opts.Logger))
+	if err != nil {
+		log.close()
+		return fmt.Errorf("bookie: open storage in %s: %w", b.opts.DataDir, err)
+	}
+	b.db = db
+	b.st = &store{db: db, log: log}
+	b.ledgers = newLedgers(b.st)
+	b.journal = newJournal(b.st, b.ledgers, &b.opts, b.metrics, b.onJournalFailure)
+	start := time.Now()
+	err = b.st.replay(b.opts.Logger)
+	if err == nil {
+		next := uint64(1)
+		if seqs := log.seqs(); len(seqs) > 0 {
+			next = seqs[len(seqs)-1] + 1
+		}
+		err = log.startSegment(next)
+	}
+	if err == nil {
+		err = b.journal.migrateLegacy(b.opts.Logger)
+	}
+	if err == nil {
+		err = b.journal.checkpointNow()
+	}
+	if err != nil {
+		b.closeStorage()
+		return err
+	}
+	b.opts.Logger.Debug("bookie storage open", "segments", len(log.seqs()), "took", time.Since(start))
+	return nil
+}
+
+// closeStorage closes the index, waiting at most CloseTimeout: Badger retries
+// a failed memtable flush forever (a data directory gone from under it), and
+// a bookie asked to stop must stop. What it could not flush is in the entry
+// log, replayed at the next start.
+func (b *Bookie) closeStorage() error {
+	done := make(chan error, 1)
+	go func() { done <- b.db.Close() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(b.opts.CloseTimeout):
+		err = fmt.Errorf("bookie: index did not close within %v (storage failing?); the entry log holds what it had not flushed", b.opts.CloseTimeout)
+		b.opts.Logger.Error("closing storage", "err", err)
+	}
+	b.st.log.close()
+	return err
 }
 
 func advertise(a *net.TCPAddr) string {
@@ -173,7 +234,7 @@ func (b *Bookie) Close() error {
 			if b.httpLis != nil {
 				b.httpLis.Close()
 			}
-			err = b.db.Close()
+			err = b.closeStorage()
 			return
 		}
 		b.cancel()
@@ -189,7 +250,13 @@ func (b *Bookie) Close() error {
 		}
 		b.journal.stop()
 		b.wg.Wait()
-		err = b.db.Close()
+		// A last checkpoint, so that the next start replays nothing.
+		if b.journal.failedErr == nil {
+			if cerr := b.journal.checkpointNow(); cerr != nil {
+				b.opts.Logger.Error("final checkpoint failed; the next start replays the journal", "err", cerr)
+			}
+		}
+		err = b.closeStorage()
 		b.opts.Logger.Info("bookie stopped", "id", b.id)
 	})
 	return err
@@ -208,7 +275,7 @@ func (b *Bookie) Kill() {
 		b.cancel()
 		b.journal.stop()
 		b.wg.Wait()
-		b.db.Close()
+		b.closeStorage()
 	})
 }
 

@@ -2,6 +2,7 @@ package bookie
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -16,17 +17,24 @@ func CorruptEntry(dataDir string, ledgerID, entryID int64) error {
 	if err != nil {
 		return fmt.Errorf("bookie: open %s (is the bookie stopped?): %w", dataDir, err)
 	}
-	defer db.Close()
-	return db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(entryKey(ledgerID, entryID))
-		if err != nil {
-			return fmt.Errorf("bookie: entry %d/%d: %w", ledgerID, entryID, err)
-		}
-		body, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		body[len(body)-1] ^= 0x5a // the last payload byte (or the digest of an empty one)
-		return txn.Set(entryKey(ledgerID, entryID), body)
-	})
+	st := &store{db: db}
+	loc, err := st.locate(ledgerID, entryID)
+	db.Close()
+	if err != nil {
+		return fmt.Errorf("bookie: entry %d/%d: %w", ledgerID, entryID, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dataDir, "journal", segmentName(loc.seq)), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// The last payload byte (or the digest of an empty payload).
+	b := make([]byte, 1)
+	at := loc.off + loc.len - 1
+	if _, err := f.ReadAt(b, at); err != nil {
+		return err
+	}
+	b[0] ^= 0x5a
+	_, err = f.WriteAt(b, at)
+	return err
 }

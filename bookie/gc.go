@@ -2,11 +2,8 @@ package bookie
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-
-	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/strata-mq/strata/api/bookiepb"
 	"github.com/strata-mq/strata/metadata"
@@ -23,16 +20,26 @@ func (b *Bookie) gcLoop() {
 			} else if n > 0 {
 				b.opts.Logger.Info("garbage collection removed deleted ledgers", "ledgers", n)
 			}
+			res, err := b.compact(b.ctx)
+			b.metrics.compactedSegments.Add(float64(res.removed))
+			b.metrics.compactedBytes.Add(float64(res.freed))
+			b.metrics.relocatedBytes.Add(float64(res.moved))
+			if err != nil && b.ctx.Err() == nil {
+				b.opts.Logger.Warn("entry log compaction failed", "err", err)
+			} else if res.removed > 0 {
+				b.opts.Logger.Info("entry log compacted", "segments", res.removed, "freed", res.freed, "moved", res.moved)
+			}
 		case <-b.ctx.Done():
 			return
 		}
 	}
 }
 
-// collectGarbage removes ledgers whose metadata is gone and reclaims value-log
-// space. Local ledgers are listed before metadata: a ledger's metadata is
-// created before any of its entries reach a bookie, so a local ledger missing
-// from a later metadata listing has been deleted.
+// collectGarbage removes ledgers whose metadata is gone from the index (their
+// entries' space is reclaimed by compaction). Local ledgers are listed
+// before metadata: a ledger's metadata is created before any of its entries
+// reach a bookie, so a local ledger missing from a later metadata listing has
+// been deleted.
 func (b *Bookie) collectGarbage(ctx context.Context) (int, error) {
 	local, err := b.st.ledgerIDs()
 	if err != nil {
@@ -69,13 +76,5 @@ func (b *Bookie) collectGarbage(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("drop ledgers %v: %s", dead, r.msg)
 	}
 	b.metrics.gcLedgers.Add(float64(len(dead)))
-	for {
-		if err := b.db.RunValueLogGC(0.5); err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				b.opts.Logger.Warn("value log GC", "err", err)
-			}
-			break
-		}
-	}
 	return len(dead), nil
 }

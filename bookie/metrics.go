@@ -20,6 +20,12 @@ type metrics struct {
 	groupLatency prometheus.Histogram
 	readOnly     prometheus.Gauge
 	gcLedgers    prometheus.Counter
+
+	checkpoints       prometheus.Counter
+	checkpointSeconds prometheus.Histogram
+	compactedSegments prometheus.Counter
+	compactedBytes    prometheus.Counter
+	relocatedBytes    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -55,9 +61,26 @@ func newMetrics() *metrics {
 		gcLedgers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_bookie_gc_ledgers_deleted_total", Help: "Ledgers removed by garbage collection.",
 		}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_checkpoints_total", Help: "Checkpoints that made the index durable.",
+		}),
+		checkpointSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_bookie_checkpoint_seconds", Help: "Duration of a checkpoint's index sync.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		compactedSegments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_compacted_segments_total", Help: "Entry-log segments deleted by compaction.",
+		}),
+		compactedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_compacted_bytes_total", Help: "Entry-log bytes freed by compaction.",
+		}),
+		relocatedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_relocated_bytes_total", Help: "Live entry bytes compaction moved out of sparse segments.",
+		}),
 	}
 	m.reg.MustRegister(m.addEntries, m.addBytes, m.addLatency, m.readEntries, m.readBytes,
 		m.groupSize, m.groupLatency, m.readOnly, m.gcLedgers,
+		m.checkpoints, m.checkpointSeconds, m.compactedSegments, m.compactedBytes, m.relocatedBytes,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -28,33 +28,38 @@ type Options struct {
 	// Metadata is the metadata store (registration, cookies, GC). Required.
 	Metadata metadata.Store
 
-	// JournalSync makes every add durable (fsync) before its ack; default
-	// true. Turning it off trades durability for latency.
+	// JournalSync makes every group of adds durable (fsync of the entry
+	// log) before its acks; default true. Turning it off trades durability
+	// for latency: acknowledged entries can be lost in a crash.
 	JournalSync *bool
 	// GroupWait is how long the journal waits for more adds before committing
 	// a group when the queue runs dry; 0 (default) commits at once — adds
 	// arriving during a commit form the next group.
 	GroupWait time.Duration
-	// GroupBytes caps the payload bytes of one group commit; default 4 MiB
-	// (with 64 KiB entries 4 MiB groups reached 208 MB/s against 148 MB/s
-	// for 512 KiB on the reference machine).
+	// GroupBytes caps the payload bytes of one group commit; default 4 MiB,
+	// at most 64 MiB.
 	GroupBytes int
 	// MaxEntrySize is the largest accepted entry envelope; default 5 MiB +
 	// 128 KiB: a broker with the default 5 MiB message limit sends entries of
 	// up to 5 MiB + 64 KiB of payload plus the envelope.
 	MaxEntrySize int
-	// ValueThreshold: entries larger than this are kept in Badger's value log
-	// rather than the LSM tree; default 256 bytes, so that the LSM holds
-	// only keys, pointers and ledger records and is not rewritten by
-	// compactions at the add rate (at 55,000 1 KiB adds/s, half the maximum,
-	// p99 add latency fell from 33-89 ms with a 4 KiB threshold to 9-17 ms).
-	ValueThreshold int64
-	// ValueLogFileSize is the size at which Badger starts a new value-log
-	// file; default 32 MiB. Every synced add msyncs the current file's whole
-	// mapping, so smaller files sync faster: on the reference machine 32 MiB
-	// files cut the median sync of an 83 KB entry from 0.86 to 0.56 ms and
-	// its p99.9 from 25 to 5 ms against Badger's 1 GiB default.
-	ValueLogFileSize int64
+	// SegmentSize is the size at which the entry log starts a new segment
+	// file; default 128 MiB (1 MiB to 1 GiB). Compaction reclaims space a
+	// segment at a time; every segment stays open while it exists.
+	SegmentSize int64
+	// CheckpointInterval and CheckpointBytes: the index is made durable
+	// (and the records a restart replays bounded) after this long or this
+	// many bytes of records, whichever comes first; defaults 30 s and 256 MiB.
+	CheckpointInterval time.Duration
+	CheckpointBytes    int64
+	// CompactionThreshold: a segment whose live entries make up less than
+	// this fraction of its entry bytes is compacted (live entries moved, the
+	// segment deleted) at garbage collection; default 0.5. Negative only
+	// deletes segments with no live entry.
+	CompactionThreshold float64
+	// CloseTimeout bounds how long Close waits for storage to close; default
+	// 10 s.
+	CloseTimeout time.Duration
 
 	// SessionTTL is the lease TTL of the registration; default 10 s.
 	SessionTTL time.Duration
@@ -81,9 +86,15 @@ type Options struct {
 
 // Hooks let tests observe and perturb the durability path.
 type Hooks struct {
-	// Commit wraps each group commit (write + fsync); it must call commit and
-	// may delay it or return an error instead.
+	// Commit wraps each group commit (entry-log write + fsync); it must call
+	// commit and may delay it or return an error instead.
 	Commit func(commit func() error) error
+	// JournalFile wraps each entry-log segment file (to fail writes or
+	// syncs as a bad or full disk would).
+	JournalFile func(f JournalFile) JournalFile
+	// CrashTest keeps a copy of the index at every checkpoint so that Crash
+	// can drop everything not synced.
+	CrashTest bool
 	// AfterCommit is called with the entries of a group after its commit
 	// returned successfully, before any of them is acknowledged.
 	AfterCommit func(entries []EntryRef)
@@ -118,11 +129,20 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxEntrySize <= 0 {
 		o.MaxEntrySize = 5<<20 + 128<<10
 	}
-	if o.ValueLogFileSize <= 0 {
-		o.ValueLogFileSize = 32 << 20
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = 128 << 20
 	}
-	if o.ValueThreshold <= 0 {
-		o.ValueThreshold = 256
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 30 * time.Second
+	}
+	if o.CheckpointBytes <= 0 {
+		o.CheckpointBytes = 256 << 20
+	}
+	if o.CompactionThreshold == 0 {
+		o.CompactionThreshold = 0.5
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 10 * time.Second
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 10 * time.Second
@@ -164,6 +184,12 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("bookie: DiskUsageThreshold %.2f must be within (0, 1]", o.DiskUsageThreshold)
 	case o.MaxEntrySize > 64<<20:
 		return fmt.Errorf("bookie: MaxEntrySize %d above the 64 MiB limit", o.MaxEntrySize)
+	case o.GroupBytes > 64<<20:
+		return fmt.Errorf("bookie: GroupBytes %d above the 64 MiB limit", o.GroupBytes)
+	case o.SegmentSize < 1<<20 || o.SegmentSize > 1<<30:
+		return fmt.Errorf("bookie: SegmentSize %d outside 1 MiB..1 GiB", o.SegmentSize)
+	case o.CompactionThreshold > 1:
+		return fmt.Errorf("bookie: CompactionThreshold %.2f above 1", o.CompactionThreshold)
 	}
 	return nil
 }

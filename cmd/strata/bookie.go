@@ -66,7 +66,9 @@ and refuses to start on a data directory that does not match its cookie.`,
 	f.DurationVar(&o.GCInterval, "gc-interval", 5*time.Minute, "how often ledgers deleted from metadata are removed")
 	f.DurationVar(&o.GroupWait, "journal-group-wait", 0, "extra wait to grow a group commit when the queue runs dry (0: commit at once)")
 	f.IntVar(&o.MaxEntrySize, "max-entry-size", 5<<20+128<<10, "largest entry accepted, in bytes (at least the brokers' --max-message-size + 128 KiB)")
-	f.Int64Var(&o.ValueLogFileSize, "value-log-file-size", 32<<20, "size in bytes at which the entry log starts a new file (smaller files sync faster)")
+	f.Int64Var(&o.SegmentSize, "segment-size", 128<<20, "size in bytes at which the entry log starts a new segment file (1 MiB..1 GiB)")
+	f.DurationVar(&o.CheckpointInterval, "checkpoint-interval", 30*time.Second, "how often the index is made durable (bounds what a restart replays)")
+	f.Float64Var(&o.CompactionThreshold, "compaction-threshold", 0.5, "compact entry-log segments whose live share of entry bytes is below this (negative: only delete fully dead segments)")
 	return cmd
 }
 

@@ -293,6 +293,22 @@ func (c *Cluster) KillBookie(i int) {
 	}
 }
 
+// CrashBookie stops bookie i as a power failure would: besides what
+// KillBookie does, every write it had not synced is lost (bookie.Crash; the
+// bookie needs Hooks.CrashTest).
+func (c *Cluster) CrashBookie(i int) {
+	c.t.Helper()
+	n := c.node(i)
+	if n.B != nil {
+		if err := n.B.Crash(); err != nil {
+			c.t.Fatalf("crash bookie %d: %v", i, err)
+		}
+		c.mu.Lock()
+		n.B = nil
+		c.mu.Unlock()
+	}
+}
+
 // StopBookie stops bookie i gracefully.
 func (c *Cluster) StopBookie(i int) {
 	n := c.node(i)
