@@ -116,6 +116,13 @@ func clusterInstanceID(ctx context.Context, store metadata.Store) (string, error
 	}
 }
 
+// DataDirID returns the id of the bookie a data directory belongs to (from
+// its cookie); ok is false for a directory no bookie has used yet.
+func DataDirID(dataDir string) (id string, ok bool, err error) {
+	c, ok, err := readCookieFile(cookiePath(dataDir))
+	return c.BookieID, ok, err
+}
+
 func readCookieFile(path string) (cookie, bool, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -76,8 +76,15 @@ func Start(ctx context.Context, o Options) (s *Standalone, err error) {
 	}); err != nil {
 		return s, fmt.Errorf("standalone: initialize cluster: %w", err)
 	}
+	// The bookie keeps the id its data directory was created with, so the
+	// standalone may move to other ports (ids default to the address).
+	bookieDir := filepath.Join(o.DataDir, "bookie")
+	bookieID, _, err := bookie.DataDirID(bookieDir)
+	if err != nil {
+		return s, err
+	}
 	if s.Bookie, err = bookie.New(ctx, bookie.Options{
-		ListenAddr: or(o.BookieAddr, "127.0.0.1:3181"), DataDir: filepath.Join(o.DataDir, "bookie"),
+		ID: bookieID, ListenAddr: or(o.BookieAddr, "127.0.0.1:3181"), DataDir: bookieDir,
 		Metadata: s.Store, Logger: o.Logger, SessionTTL: bo.SessionTTL,
 		// Room for the broker's largest entry (message, metadata, envelope).
 		MaxEntrySize: max(5<<20+128<<10, bo.MaxMessageSize+128<<10),
