@@ -85,11 +85,15 @@ func (s *etcdStore) Get(ctx context.Context, key string) (KV, error) {
 	return s.kv(resp.Kvs[0]), nil
 }
 
-func (s *etcdStore) leaseOpts(opts []PutOption) ([]clientv3.OpOption, error) {
+func parsePutOptions(opts []PutOption) putOptions {
 	var po putOptions
 	for _, o := range opts {
 		o(&po)
 	}
+	return po
+}
+
+func (s *etcdStore) leaseOpts(po putOptions) ([]clientv3.OpOption, error) {
 	if po.session == nil {
 		return nil, nil
 	}
@@ -101,55 +105,71 @@ func (s *etcdStore) leaseOpts(opts []PutOption) ([]clientv3.OpOption, error) {
 	return []clientv3.OpOption{clientv3.WithLease(clientv3.LeaseID(po.session.Lease()))}, nil
 }
 
+// write runs op if the key's own condition and every guard hold. On
+// failure it tells a failed guard (ErrGuardFailed) from a failed own
+// condition (own's error).
+func (s *etcdStore) write(ctx context.Context, what, key string, cond clientv3.Cmp, op clientv3.Op, po putOptions, own func(*clientv3.TxnResponse) error) (int64, error) {
+	k := s.abs(key)
+	cmps := []clientv3.Cmp{cond}
+	elses := []clientv3.Op{clientv3.OpGet(k, clientv3.WithKeysOnly())}
+	for _, g := range po.guards {
+		gk := s.abs(g.key)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(gk), "=", g.rev))
+		elses = append(elses, clientv3.OpGet(gk, clientv3.WithKeysOnly()))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(op).Else(elses...).Commit()
+	if err != nil {
+		return 0, s.wrap(what, key, err)
+	}
+	if resp.Succeeded {
+		return resp.Header.Revision, nil
+	}
+	for i, g := range po.guards {
+		r := resp.Responses[i+1].GetResponseRange()
+		if r == nil || len(r.Kvs) == 0 || r.Kvs[0].ModRevision != g.rev {
+			return 0, fmt.Errorf("%s %s: %w: %s", what, key, ErrGuardFailed, g.key)
+		}
+	}
+	return 0, own(resp)
+}
+
 func (s *etcdStore) Create(ctx context.Context, key string, value []byte, opts ...PutOption) (int64, error) {
-	lo, err := s.leaseOpts(opts)
+	po := parsePutOptions(opts)
+	lo, err := s.leaseOpts(po)
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", key, err)
 	}
 	k := s.abs(key)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(value), lo...)).
-		Commit()
-	if err != nil {
-		return 0, s.wrap("create", key, err)
-	}
-	if !resp.Succeeded {
-		return 0, fmt.Errorf("create %s: %w", key, ErrExists)
-	}
-	return resp.Header.Revision, nil
+	return s.write(ctx, "create", key, clientv3.Compare(clientv3.CreateRevision(k), "=", 0), clientv3.OpPut(k, string(value), lo...), po,
+		func(*clientv3.TxnResponse) error { return fmt.Errorf("create %s: %w", key, ErrExists) })
 }
 
 func (s *etcdStore) Put(ctx context.Context, key string, value []byte, expected int64, opts ...PutOption) (int64, error) {
-	lo, err := s.leaseOpts(opts)
+	po := parsePutOptions(opts)
+	lo, err := s.leaseOpts(po)
 	if err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	k := s.abs(key)
-	if expected == AnyVersion {
+	if expected == AnyVersion && len(po.guards) == 0 {
 		resp, err := s.cli.Put(ctx, k, string(value), lo...)
 		if err != nil {
 			return 0, s.wrap("put", key, err)
 		}
 		return resp.Header.Revision, nil
 	}
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(k), "=", expected)).
-		Then(clientv3.OpPut(k, string(value), lo...)).
-		Else(clientv3.OpGet(k, clientv3.WithKeysOnly())).
-		Commit()
-	if err != nil {
-		return 0, s.wrap("put", key, err)
+	cond := clientv3.Compare(clientv3.ModRevision(k), "=", expected)
+	if expected == AnyVersion {
+		cond = clientv3.Compare(clientv3.ModRevision(k), ">", -1) // always true
 	}
-	if !resp.Succeeded {
-		return 0, s.casFailure("put", key, resp)
-	}
-	return resp.Header.Revision, nil
+	return s.write(ctx, "put", key, cond, clientv3.OpPut(k, string(value), lo...), po,
+		func(resp *clientv3.TxnResponse) error { return s.casFailure("put", key, resp) })
 }
 
-func (s *etcdStore) Delete(ctx context.Context, key string, expected int64) error {
+func (s *etcdStore) Delete(ctx context.Context, key string, expected int64, opts ...PutOption) error {
+	po := parsePutOptions(opts)
 	k := s.abs(key)
-	if expected == AnyVersion {
+	if expected == AnyVersion && len(po.guards) == 0 {
 		resp, err := s.cli.Delete(ctx, k)
 		if err != nil {
 			return s.wrap("delete", key, err)
@@ -159,18 +179,13 @@ func (s *etcdStore) Delete(ctx context.Context, key string, expected int64) erro
 		}
 		return nil
 	}
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(k), "=", expected)).
-		Then(clientv3.OpDelete(k)).
-		Else(clientv3.OpGet(k, clientv3.WithKeysOnly())).
-		Commit()
-	if err != nil {
-		return s.wrap("delete", key, err)
+	cond := clientv3.Compare(clientv3.ModRevision(k), "=", expected)
+	if expected == AnyVersion {
+		cond = clientv3.Compare(clientv3.CreateRevision(k), ">", 0) // exists
 	}
-	if !resp.Succeeded {
-		return s.casFailure("delete", key, resp)
-	}
-	return nil
+	_, err := s.write(ctx, "delete", key, cond, clientv3.OpDelete(k), po,
+		func(resp *clientv3.TxnResponse) error { return s.casFailure("delete", key, resp) })
+	return err
 }
 
 // casFailure distinguishes a vanished key from a changed one.

@@ -75,16 +75,30 @@ type WatchResponse struct {
 	Err    error
 }
 
-// PutOption modifies Create and Put.
+// PutOption modifies Create, Put and Delete.
 type PutOption func(*putOptions)
 
 type putOptions struct {
 	session *Session
+	guards  []guard
+}
+
+type guard struct {
+	key string
+	rev int64
 }
 
 // WithSession binds the key to the session's lease: it is deleted when the
-// session ends or expires.
+// session ends or expires. (Delete ignores it.)
 func WithSession(s *Session) PutOption { return func(o *putOptions) { o.session = s } }
+
+// WithGuard makes the write conditional on another key: it happens only if
+// key's ModRevision is rev, atomically with the write's own condition, and
+// fails with ErrGuardFailed otherwise. An owner that guards its writes with
+// a key every new owner rewrites cannot write after being replaced.
+func WithGuard(key string, rev int64) PutOption {
+	return func(o *putOptions) { o.guards = append(o.guards, guard{key, rev}) }
+}
 
 // Store is the metadata store. Implementations are safe for concurrent use.
 type Store interface {
@@ -99,7 +113,7 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte, expected int64, opts ...PutOption) (int64, error)
 	// Delete removes the key if its ModRevision equals expected (or
 	// unconditionally with AnyVersion). ErrNotFound if the key is absent.
-	Delete(ctx context.Context, key string, expected int64) error
+	Delete(ctx context.Context, key string, expected int64, opts ...PutOption) error
 	// DeletePrefix removes every key under prefix and returns how many.
 	DeletePrefix(ctx context.Context, prefix string) (int64, error)
 	// List returns one page of keys under prefix, in key order.

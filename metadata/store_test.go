@@ -249,6 +249,62 @@ func TestIDGeneratorNextAbove(t *testing.T) {
 	}
 }
 
+// TestGuardedWrites: writes guarded by another key's revision happen only
+// while it is unchanged, and a failed guard is told apart from the write's
+// own condition failing.
+func TestGuardedWrites(t *testing.T) {
+	s, _ := testutil.Store(t)
+	ctx := ctxT(t)
+	owner, err := s.Create(ctx, "/g/owner", []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := metadata.WithGuard("/g/owner", owner)
+	rev, err := s.Create(ctx, "/g/k", []byte("1"), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "/g/k", []byte("1"), g); !errors.Is(err, metadata.ErrExists) {
+		t.Fatalf("guarded create of an existing key: %v, want ErrExists", err)
+	}
+	if rev, err = s.Put(ctx, "/g/k", []byte("2"), rev, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "/g/k", []byte("x"), rev-1, g); !errors.Is(err, metadata.ErrBadVersion) {
+		t.Fatalf("guarded put at a stale version: %v, want ErrBadVersion", err)
+	}
+	if _, err := s.Put(ctx, "/g/any", []byte("x"), metadata.AnyVersion, g); err != nil {
+		t.Fatalf("guarded unconditional put: %v", err)
+	}
+	// A new owner rewrites the guard key: the old owner's writes all fail.
+	if _, err := s.Put(ctx, "/g/owner", []byte("b"), owner); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "/g/k", []byte("3"), rev, g); !errors.Is(err, metadata.ErrGuardFailed) {
+		t.Fatalf("put after the guard changed: %v, want ErrGuardFailed", err)
+	}
+	if _, err := s.Create(ctx, "/g/new", []byte("3"), g); !errors.Is(err, metadata.ErrGuardFailed) {
+		t.Fatalf("create after the guard changed: %v, want ErrGuardFailed", err)
+	}
+	if err := s.Delete(ctx, "/g/k", metadata.AnyVersion, g); !errors.Is(err, metadata.ErrGuardFailed) {
+		t.Fatalf("delete after the guard changed: %v, want ErrGuardFailed", err)
+	}
+	if kv, err := s.Get(ctx, "/g/k"); err != nil || string(kv.Value) != "2" {
+		t.Fatalf("guarded key after failed writes: %q %v", kv.Value, err)
+	}
+	if _, err := s.Get(ctx, "/g/new"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("a failed guarded create left the key: %v", err)
+	}
+	owner2, _ := s.Get(ctx, "/g/owner")
+	g2 := metadata.WithGuard("/g/owner", owner2.ModRevision)
+	if err := s.Delete(ctx, "/g/k", metadata.AnyVersion, g2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "/g/k", metadata.AnyVersion, g2); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("guarded delete of a missing key: %v, want ErrNotFound", err)
+	}
+}
+
 func TestEmbeddedSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	client, peer := testutil.FreeAddr(t), testutil.FreeAddr(t)

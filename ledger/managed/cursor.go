@@ -34,6 +34,10 @@ type Cursor struct {
 	ml      *ManagedLedger
 	name    string
 	durable bool
+	// creating is closed once a new durable cursor is persisted (nil for
+	// cursors loaded at open); createErr is set before if that failed.
+	creating  chan struct{}
+	createErr error
 
 	persistMu sync.Mutex // serializes persistence of this cursor
 
@@ -140,7 +144,9 @@ func (ml *ManagedLedger) loadCursors(ctx context.Context) error {
 
 // OpenCursor returns the durable cursor name, creating it at the initial
 // position if it does not exist. Several consumers of one subscription share
-// one cursor.
+// one cursor. A cursor being created is in the cursor list from the start,
+// so trimming keeps what it must read; a concurrent OpenCursor of the same
+// name waits for the creation and gets the same cursor.
 func (ml *ManagedLedger) OpenCursor(ctx context.Context, name string, initial InitialPosition) (*Cursor, error) {
 	ml.mu.Lock()
 	if err := ml.usableLocked(); err != nil {
@@ -149,9 +155,19 @@ func (ml *ManagedLedger) OpenCursor(ctx context.Context, name string, initial In
 	}
 	if c, ok := ml.mu.cursors[name]; ok {
 		ml.mu.Unlock()
+		if c.creating != nil {
+			select {
+			case <-c.creating:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if c.createErr != nil {
+				return nil, c.createErr
+			}
+		}
 		return c, nil
 	}
-	c := &Cursor{ml: ml, name: name, durable: true}
+	c := &Cursor{ml: ml, name: name, durable: true, creating: make(chan struct{})}
 	if initial == Earliest {
 		first := ml.firstPositionLocked()
 		c.mu.markDelete = Position{first.LedgerID, first.EntryID - 1}
@@ -161,33 +177,84 @@ func (ml *ManagedLedger) OpenCursor(ctx context.Context, name string, initial In
 	c.mu.readPos = ml.nextLocked(c.mu.markDelete)
 	c.mu.lastActive = ml.opts.Clock()
 	c.mu.active = true
+	ml.mu.cursors[name] = c
 	ml.mu.Unlock()
 
-	data, _ := json.Marshal(c.stateLocked(ml.opts.MaxUnackedRangesToPersist))
-	rev, err := ml.opts.Metadata.Create(ctx, cursorKey(ml.name, name), data)
-	if errors.Is(err, metadata.ErrExists) {
-		// Created concurrently (another owner?): load it.
-		if err := ml.loadCursors(ctx); err != nil {
-			return nil, err
-		}
+	err := ml.createCursor(ctx, c)
+	if err != nil {
 		ml.mu.Lock()
-		defer ml.mu.Unlock()
-		if c, ok := ml.mu.cursors[name]; ok {
-			return c, nil
+		if ml.mu.cursors[name] == c {
+			delete(ml.mu.cursors, name)
 		}
-		return nil, fmt.Errorf("%w: cursor %s vanished", ErrCursorNotFound, name)
+		ml.mu.Unlock()
+		c.createErr = err
+	}
+	close(c.creating)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// createCursor persists a new cursor, guarded by ownership of the log.
+// Another client may have created it meanwhile (a broker of an older
+// build): its state is adopted.
+func (ml *ManagedLedger) createCursor(ctx context.Context, c *Cursor) error {
+	c.mu.Lock()
+	data, _ := json.Marshal(c.stateLocked(ml.opts.MaxUnackedRangesToPersist))
+	c.mu.Unlock()
+	key := cursorKey(ml.name, c.name)
+	rev, err := ml.guarded(func(g metadata.PutOption) (int64, error) {
+		return ml.opts.Metadata.Create(ctx, key, data, g)
+	})
+	if errors.Is(err, metadata.ErrExists) {
+		kv, gerr := ml.opts.Metadata.Get(ctx, key)
+		var st cursorState
+		if gerr == nil {
+			gerr = json.Unmarshal(kv.Value, &st)
+		}
+		if gerr != nil {
+			return fmt.Errorf("managed ledger %s: cursor %s created by another client: %w", ml.name, c.name, gerr)
+		}
+		c.mu.Lock()
+		ml.mu.Lock()
+		c.mu.markDelete = ml.canonicalLocked(st.MarkDelete)
+		c.mu.readPos = ml.nextLocked(c.mu.markDelete)
+		ml.mu.Unlock()
+		c.mu.props = st.Properties
+		c.mu.Unlock()
+		rev, err = kv.ModRevision, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("managed ledger %s: create cursor %s: %w", ml.name, name, err)
+		return fmt.Errorf("managed ledger %s: create cursor %s: %w", ml.name, c.name, err)
 	}
+	c.mu.Lock()
 	c.mu.version = rev
+	c.mu.Unlock()
+	return nil
+}
+
+// guarded runs a cursor write under metaMu with the ledger list's revision
+// as its guard: only the owner that wrote the list last writes cursors. A
+// failed guard means another owner took the log over: this instance is
+// fenced and writes nothing more.
+func (ml *ManagedLedger) guarded(write func(metadata.PutOption) (int64, error)) (int64, error) {
+	ml.metaMu.Lock()
+	defer ml.metaMu.Unlock()
 	ml.mu.Lock()
-	defer ml.mu.Unlock()
-	if existing, ok := ml.mu.cursors[name]; ok {
-		return existing, nil
+	if ml.mu.state == stateFenced {
+		err := ml.stateErrLocked()
+		ml.mu.Unlock()
+		return 0, err
 	}
-	ml.mu.cursors[name] = c
-	return c, nil
+	g := metadata.WithGuard(infoKey(ml.name), ml.mu.version)
+	ml.mu.Unlock()
+	rev, err := write(g)
+	if errors.Is(err, metadata.ErrGuardFailed) {
+		ml.fence(err)
+		return 0, fmt.Errorf("%w: %s: ledger list changed by another owner", ErrFenced, ml.name)
+	}
+	return rev, err
 }
 
 // NewNonDurableCursor returns an in-memory cursor whose first entry to read
@@ -234,7 +301,16 @@ func (ml *ManagedLedger) Cursors() []*Cursor {
 func (ml *ManagedLedger) DeleteCursor(ctx context.Context, name string) error {
 	ml.mu.Lock()
 	c, ok := ml.mu.cursors[name]
-	delete(ml.mu.cursors, name)
+	if ok && c.creating != nil {
+		select {
+		case <-c.creating:
+		default:
+			ok = false // not created yet: nothing to delete
+		}
+	}
+	if ok {
+		delete(ml.mu.cursors, name)
+	}
 	ml.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrCursorNotFound, name)
@@ -244,7 +320,10 @@ func (ml *ManagedLedger) DeleteCursor(ctx context.Context, name string) error {
 	c.mu.Unlock()
 	c.persistMu.Lock()
 	defer c.persistMu.Unlock()
-	if err := ml.opts.Metadata.Delete(ctx, cursorKey(ml.name, name), metadata.AnyVersion); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+	_, err := ml.guarded(func(g metadata.PutOption) (int64, error) {
+		return 0, ml.opts.Metadata.Delete(ctx, cursorKey(ml.name, name), metadata.AnyVersion, g)
+	})
+	if err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		return fmt.Errorf("managed ledger %s: delete cursor %s: %w", ml.name, name, err)
 	}
 	return nil
@@ -510,18 +589,25 @@ func (c *Cursor) stateLocked(maxRanges int) cursorState {
 	return st
 }
 
-// Flush persists the cursor now if it changed.
+// Flush persists the cursor now if it changed. Only the log's owner
+// writes: the write is guarded by the ledger list's revision, and a cursor
+// changed or deleted behind this owner's back is never written over or
+// created again — another owner has the log.
 func (c *Cursor) Flush(ctx context.Context) error {
 	if !c.durable {
 		return nil
 	}
-	if c.ml.IsFenced() {
-		return fmt.Errorf("%w: %s", ErrFenced, c.ml.name) // the new owner owns the cursors now
+	if c.creating != nil {
+		select {
+		case <-c.creating:
+		default:
+			return nil // its creation persists it
+		}
 	}
 	c.persistMu.Lock()
 	defer c.persistMu.Unlock()
 	c.mu.Lock()
-	if !c.mu.dirty || c.mu.closed {
+	if !c.mu.dirty || c.mu.closed || c.createErr != nil {
 		c.mu.Unlock()
 		return nil
 	}
@@ -531,30 +617,17 @@ func (c *Cursor) Flush(ctx context.Context) error {
 	c.mu.Unlock()
 
 	data, _ := json.Marshal(st)
-	key := cursorKey(c.ml.name, c.name)
-	rev, err := c.ml.opts.Metadata.Put(ctx, key, data, version)
-	if errors.Is(err, metadata.ErrBadVersion) || errors.Is(err, metadata.ErrNotFound) {
-		// Someone else wrote the cursor (a previous owner finishing, or a
-		// new owner): adopt the further mark-delete position and retry once.
-		kv, gerr := c.ml.opts.Metadata.Get(ctx, key)
-		if gerr == nil {
-			var other cursorState
-			if json.Unmarshal(kv.Value, &other) == nil && st.MarkDelete.Less(other.MarkDelete) {
-				c.AckCumulative(other.MarkDelete)
-				c.mu.Lock()
-				st = c.stateLocked(c.ml.opts.MaxUnackedRangesToPersist)
-				c.mu.Unlock()
-				data, _ = json.Marshal(st)
-			}
-			rev, err = c.ml.opts.Metadata.Put(ctx, key, data, kv.ModRevision)
-		} else if errors.Is(gerr, metadata.ErrNotFound) {
-			rev, err = c.ml.opts.Metadata.Create(ctx, key, data)
-		}
-	}
+	rev, err := c.ml.guarded(func(g metadata.PutOption) (int64, error) {
+		return c.ml.opts.Metadata.Put(ctx, cursorKey(c.ml.name, c.name), data, version, g)
+	})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
 		c.mu.dirty = true
+		if errors.Is(err, metadata.ErrBadVersion) || errors.Is(err, metadata.ErrNotFound) {
+			c.ml.fence(err)
+			err = fmt.Errorf("%w: %v", ErrFenced, err)
+		}
 		return fmt.Errorf("managed ledger %s: persist cursor %s: %w", c.ml.name, c.name, err)
 	}
 	c.mu.version = rev

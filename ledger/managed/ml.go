@@ -40,8 +40,13 @@ type ManagedLedger struct {
 	cache *entryCache
 	off   *offloader
 
-	// metaMu serializes read-modify-write cycles of the ledger list (roll,
-	// trim, close, offload); it is held across metadata I/O, never with mu.
+	// rollMu serializes switching writers (roll, Close, Terminate): it is
+	// held while appends in flight drain and a ledger closes. Lock order:
+	// rollMu, then metaMu.
+	rollMu sync.Mutex
+	// metaMu serializes read-modify-write cycles of the ledger list and
+	// cursor writes (which are guarded by the list's revision); it is held
+	// across metadata I/O only, never with mu.
 	metaMu sync.Mutex
 
 	mu struct {
@@ -476,8 +481,8 @@ func (ml *ManagedLedger) startRollLocked() {
 func (ml *ManagedLedger) roll() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ml.metaMu.Lock()
-	defer ml.metaMu.Unlock()
+	ml.rollMu.Lock()
+	defer ml.rollMu.Unlock()
 	old := ml.drainWriter()
 	if old != nil {
 		if err := ml.closeCurrent(ctx, old); err != nil {
@@ -486,11 +491,13 @@ func (ml *ManagedLedger) roll() {
 		}
 	}
 	ml.mu.Lock()
-	floor := ml.mu.info.ledgerIDFloor()
+	floor := ml.mu.info.ledgerIDFloor() // only writer switches (rollMu) raise it
 	ml.mu.Unlock()
 	w, err := ml.createLedger(ctx, floor)
 	if err == nil {
+		ml.metaMu.Lock()
 		err = ml.updateInfo(ctx, func(info *mlInfo) error { return info.appendLedger(w.ID()) })
+		ml.metaMu.Unlock()
 		if err != nil {
 			w.Abandon()
 			ml.opts.Ledgers.Delete(ctx, w.ID())
@@ -572,7 +579,8 @@ func (ml *ManagedLedger) drainWriter() *ledger.Writer {
 }
 
 // closeCurrent closes the drained current ledger and records its final
-// entries, size and publish times (dropping it if empty). metaMu must be held.
+// entries, size and publish times (dropping it if empty). rollMu must be
+// held.
 func (ml *ManagedLedger) closeCurrent(ctx context.Context, w *ledger.Writer) error {
 	err := w.Close(ctx)
 	if errors.Is(err, ledger.ErrFenced) {
@@ -590,6 +598,8 @@ func (ml *ManagedLedger) closeCurrent(ctx context.Context, w *ledger.Writer) err
 	ml.mu.Unlock()
 	// The writer stays current for readers until the list records the
 	// ledger's final extent.
+	ml.metaMu.Lock()
+	defer ml.metaMu.Unlock()
 	err = ml.updateInfoThen(ctx, func(info *mlInfo) error {
 		n := len(info.Ledgers)
 		if n == 0 || info.Ledgers[n-1].LedgerID != cur.id {
@@ -741,7 +751,7 @@ func (ml *ManagedLedger) Close(ctx context.Context) error {
 	ml.mu.Unlock()
 
 	close(ml.stop)
-	ml.metaMu.Lock()
+	ml.rollMu.Lock()
 	var err error
 	if wasFenced {
 		ml.mu.Lock()
@@ -754,7 +764,7 @@ func (ml *ManagedLedger) Close(ctx context.Context) error {
 	} else if w := ml.drainWriter(); w != nil {
 		err = ml.closeCurrent(ctx, w)
 	}
-	ml.metaMu.Unlock()
+	ml.rollMu.Unlock()
 	if !wasFenced {
 		if perr := ml.persistCursors(ctx); err == nil {
 			err = perr
@@ -819,15 +829,18 @@ func (ml *ManagedLedger) Terminate(ctx context.Context) (Position, error) {
 	}
 	ml.mu.Unlock()
 
-	ml.metaMu.Lock()
-	defer ml.metaMu.Unlock()
+	ml.rollMu.Lock()
+	defer ml.rollMu.Unlock()
 	if w := ml.drainWriter(); w != nil {
 		if err := ml.closeCurrent(ctx, w); err != nil {
 			return Position{}, err
 		}
 	}
 	last := ml.LastConfirmed()
-	if err := ml.updateInfo(ctx, func(info *mlInfo) error { info.Terminated = &last; return nil }); err != nil {
+	ml.metaMu.Lock()
+	err := ml.updateInfo(ctx, func(info *mlInfo) error { info.Terminated = &last; return nil })
+	ml.metaMu.Unlock()
+	if err != nil {
 		return Position{}, err
 	}
 	ml.mu.Lock()
