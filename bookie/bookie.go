@@ -122,6 +122,7 @@ func (b *Bookie) openStorage() error {
 	b.db = db
 	b.st = &store{db: db, log: log}
 	b.ledgers = newLedgers(b.st)
+	b.metrics.watchLedgers(b.ledgers)
 	b.journal = newJournal(b.st, b.ledgers, &b.opts, b.metrics, b.onJournalFailure)
 	start := time.Now()
 	err = b.st.replay(b.opts.Logger)

@@ -229,10 +229,10 @@ func TestFencing(t *testing.T) {
 }
 
 func TestReadOnlyMode(t *testing.T) {
-	var usage atomic.Uint64
+	var usage, checks atomic.Uint64
 	usage.Store(50)
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, BookieOptions: func(i int, o *bookie.Options) {
-		o.DiskUsage = func(string) (uint64, uint64, error) { return usage.Load(), 100, nil }
+		o.DiskUsage = func(string) (uint64, uint64, error) { checks.Add(1); return usage.Load(), 100, nil }
 		o.DiskUsageThreshold, o.DiskUsageLowWater = 0.95, 0.90
 	}})
 	ctx := ctxT(t)
@@ -265,7 +265,13 @@ func TestReadOnlyMode(t *testing.T) {
 		t.Fatalf("read on read-only bookie: %v", err)
 	}
 	usage.Store(92) // between low water and threshold: stays read-only
-	time.Sleep(300 * time.Millisecond)
+	seen := checks.Load()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if checks.Load() < seen+3 {
+			return errors.New("waiting for three more disk checks")
+		}
+		return nil
+	})
 	if !registration().ReadOnly {
 		t.Fatal("bookie left read-only mode above the low-water mark")
 	}
@@ -471,8 +477,39 @@ func TestBadInput(t *testing.T) {
 
 func err2[T any](_ T, err error) error { return err }
 
+// metric returns the value of an unlabelled series from a bookie's /metrics.
+func metric(t *testing.T, httpAddr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	t.Fatalf("no series %s", name)
+	return 0
+}
+
+// waitMetric waits until a bookie's series has the value want.
+func waitMetric(t *testing.T, httpAddr, name string, want float64) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if v := metric(t, httpAddr, name); v != want {
+			return fmt.Errorf("%s = %v, want %v", name, v, want)
+		}
+		return nil
+	})
+}
+
 func TestWaitLAC(t *testing.T) {
-	c := testcluster.New(t, testcluster.Config{Bookies: 1})
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, BookieOptions: func(i int, o *bookie.Options) { o.HTTPAddr = "127.0.0.1:0" }})
 	ctx := ctxT(t)
 	addr := c.Bookie(0).Addr
 	a := newAdder(t, addr)
@@ -493,8 +530,8 @@ func TestWaitLAC(t *testing.T) {
 		}
 		done <- r
 	}()
-	time.Sleep(100 * time.Millisecond)
-	a.mustAdd(4, 2, 1, "e2") // LAC moves to 1
+	waitMetric(t, c.Bookie(0).B.HTTPAddr(), "strata_bookie_lac_waiters", 1) // the poll is parked
+	a.mustAdd(4, 2, 1, "e2")                                                // LAC moves to 1
 	select {
 	case r := <-done:
 		if _, p, err := bookiepb.VerifyEntry(r.Entry, 4, 1); r.Lac != 1 || err != nil || string(p) != "e1" {
@@ -520,4 +557,49 @@ func TestHTTPEndpoints(t *testing.T) {
 			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}
 	}
+}
+
+// TestUnknownLedgersAndIdleWaitersLeaveNoState: reads of ledgers this bookie
+// does not hold cache nothing, and long polls that time out or whose caller
+// goes away leave no watcher (nor, for a ledger it does not hold, a state).
+func TestUnknownLedgersAndIdleWaitersLeaveNoState(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, BookieOptions: func(i int, o *bookie.Options) { o.HTTPAddr = "127.0.0.1:0" }})
+	addr, web := c.Bookie(0).Addr, c.Bookie(0).B.HTTPAddr()
+	newAdder(t, addr).mustAdd(1, 0, -1, "x")
+	base := metric(t, web, "strata_bookie_ledger_states")
+	cli := client(t, addr)
+	for id := int64(1000); id < 1500; id++ {
+		if _, err := cli.ReadEntry(ctxT(t), &bookiepb.ReadEntryRequest{LedgerId: id, EntryId: 0}); codeOf(t, err) != bookiepb.Code_NO_LEDGER {
+			t.Fatalf("read of unknown ledger %d: %v", id, err)
+		}
+		if _, err := cli.ReadLAC(ctxT(t), &bookiepb.ReadLACRequest{LedgerId: id}); codeOf(t, err) != bookiepb.Code_NO_LEDGER {
+			t.Fatalf("LAC of unknown ledger %d: %v", id, err)
+		}
+	}
+	if n := metric(t, web, "strata_bookie_ledger_states"); n != base {
+		t.Fatalf("%v ledger states cached after reading 500 unknown ledgers, was %v", n, base)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ledger := int64(1) // held here, LAC -1: the poll waits
+			if i%2 == 0 {
+				ledger = 5000 + int64(i) // not held here
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			timeout := int64(100)
+			if i%4 < 2 {
+				timeout = 60000 // cut short by the caller instead
+				ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+				defer cancel()
+			}
+			cli.WaitLAC(ctx, &bookiepb.WaitLACRequest{LedgerId: ledger, PreviousLac: -1, TimeoutMs: timeout})
+		}()
+	}
+	wg.Wait()
+	waitMetric(t, web, "strata_bookie_lac_waiters", 0)
+	waitMetric(t, web, "strata_bookie_ledger_states", base)
 }

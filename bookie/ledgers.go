@@ -33,9 +33,16 @@ func newLedgers(st *store) *ledgers {
 }
 
 // get returns the state of a ledger, loading it from storage when it is not
-// cached. The returned pointer stays valid until the ledger is dropped; read
-// its fields under l.mu.
+// cached, and caches it. The returned pointer stays valid until the ledger
+// is dropped; read its fields under l.mu. The journal (which makes ledgers
+// known) and long polls (whose watchers must be found) use it; reads use
+// snapshot, which does not cache ledgers this bookie does not have, so that
+// asking for arbitrary ids does not grow the cache.
 func (l *ledgers) get(id int64) (*ledgerState, error) {
+	return l.lookup(id, true)
+}
+
+func (l *ledgers) lookup(id int64, cacheUnknown bool) (*ledgerState, error) {
 	l.mu.Lock()
 	s, ok := l.mu.m[id]
 	l.mu.Unlock()
@@ -65,13 +72,15 @@ func (l *ledgers) get(id int64) (*ledgerState, error) {
 	if cur, ok := l.mu.m[id]; ok {
 		return cur, nil
 	}
-	l.mu.m[id] = s
+	if known || cacheUnknown {
+		l.mu.m[id] = s
+	}
 	return s, nil
 }
 
 // snapshot returns (known, fenced, lac, lastEntry) of a ledger.
 func (l *ledgers) snapshot(id int64) (known, fenced bool, lac, last int64, err error) {
-	s, err := l.get(id)
+	s, err := l.lookup(id, false)
 	if err != nil {
 		return false, false, -1, -1, err
 	}
@@ -107,6 +116,34 @@ func (l *ledgers) watch(s *ledgerState, prev int64) (int64, <-chan struct{}) {
 	w := make(chan struct{})
 	s.watchers = append(s.watchers, w)
 	return s.lac, w
+}
+
+// unwatch removes a long poll's watcher that was not woken (timeout, caller
+// gone), and the state of a ledger this bookie does not have once nobody
+// watches it.
+func (l *ledgers) unwatch(id int64, s *ledgerState, w <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, c := range s.watchers {
+		if c == w {
+			s.watchers = append(s.watchers[:i], s.watchers[i+1:]...)
+			break
+		}
+	}
+	if !s.known && len(s.watchers) == 0 && l.mu.m[id] == s {
+		delete(l.mu.m, id)
+	}
+}
+
+// counts returns how many ledger states are cached and how many long polls
+// wait on them.
+func (l *ledgers) counts() (states, watchers int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.mu.m {
+		watchers += len(s.watchers)
+	}
+	return len(l.mu.m), watchers
 }
 
 // forget drops cached states (after their data was deleted), waking watchers.

@@ -89,3 +89,16 @@ func (m *metrics) observeGroup(ops int, d time.Duration) {
 	m.groupSize.Observe(float64(ops))
 	m.groupLatency.Observe(d.Seconds())
 }
+
+// watchLedgers exports the size of the ledger-state cache and the number of
+// long polls waiting.
+func (m *metrics) watchLedgers(l *ledgers) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_bookie_ledger_states", Help: "Ledger states cached (ledgers this bookie holds, or is asked to wait on).",
+		}, func() float64 { n, _ := l.counts(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_bookie_lac_waiters", Help: "Long polls (WaitLAC) waiting for a ledger's LAC to advance.",
+		}, func() float64 { _, n := l.counts(); return float64(n) }),
+	)
+}

@@ -307,18 +307,23 @@ func (s *service) WaitLAC(ctx context.Context, req *bookiepb.WaitLACRequest) (*b
 	if err != nil {
 		return nil, bookiepb.Error(bookiepb.Code_IO_ERROR, "%v", err)
 	}
-	timeout := min(time.Duration(req.TimeoutMs)*time.Millisecond, maxWaitLAC)
+	timeout := time.Duration(min(max(req.TimeoutMs, 0), maxWaitLAC.Milliseconds())) * time.Millisecond
 	lac, wake := b.ledgers.watch(st, req.PreviousLac)
 	if wake != nil {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
+		var err error
 		select {
 		case <-wake:
 		case <-t.C:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			err = ctx.Err()
 		case <-b.ctx.Done():
-			return nil, bookiepb.Error(bookiepb.Code_SHUTTING_DOWN, "bookie shutting down")
+			err = bookiepb.Error(bookiepb.Code_SHUTTING_DOWN, "bookie shutting down")
+		}
+		b.ledgers.unwatch(req.LedgerId, st, wake)
+		if err != nil {
+			return nil, err
 		}
 		_, _, lac, _, _ = b.ledgers.snapshot(req.LedgerId)
 	}

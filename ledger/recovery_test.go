@@ -1,6 +1,8 @@
 package ledger_test
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,4 +121,45 @@ func TestRecoveryReadsWaitForFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEntries(t, es, 0)
+}
+
+// TestCloseGivesUpWithItsContext: a writer whose adds cannot complete (every
+// bookie's commit stalls) and whose Close runs out of time is abandoned —
+// the pending add fails at once rather than whenever the bookie answers —
+// (a recovery's writer closes the same way).
+func TestCloseGivesUpWithItsContext(t *testing.T) {
+	stall := make(chan struct{})
+	var stalled atomic.Bool
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, BookieOptions: func(i int, o *bookie.Options) {
+		o.Hooks = &bookie.Hooks{Commit: func(commit func() error) error {
+			if stalled.Load() {
+				<-stall
+			}
+			return commit()
+		}}
+	}})
+	defer close(stall)
+	ctx := ctxT(t, time.Minute)
+	w, err := c.LedgerClient(func(o *ledger.ClientOptions) { o.AddTimeout = time.Minute }).Create(ctx,
+		ledger.CreateOptions{EnsembleSize: 1, WriteQuorum: 1, AckQuorum: 1, Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, w, 0, 5)
+	stalled.Store(true)
+	added := make(chan error, 1)
+	w.AppendAsync(payload(5), func(_ int64, err error) { added <- err })
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := w.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("close with stalled adds: %v, want DeadlineExceeded", err)
+	}
+	select {
+	case err := <-added:
+		if err == nil {
+			t.Fatal("the stalled add succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer kept waiting for its stalled add after Close gave up")
+	}
 }

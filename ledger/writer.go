@@ -295,7 +295,8 @@ func (w *Writer) watchdog() {
 
 // Close waits for pending adds to complete (or fail), then records the
 // ledger CLOSED at the last acknowledged entry, and returns nil once it is.
-// It is idempotent. A fenced writer returns ErrFenced and leaves the
+// It is idempotent. If ctx ends first, the writer is abandoned (Abandon):
+// nothing of it keeps running. A fenced writer returns ErrFenced and leaves the
 // metadata to the recoverer; if the ledger was closed by someone else at a
 // different end, Close also returns ErrFenced.
 func (w *Writer) Close(ctx context.Context) error {
@@ -313,6 +314,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	select {
 	case <-drained:
 	case <-ctx.Done():
+		// Give up as a crash would: pending adds fail, the streams stop,
+		// and the ledger stays OPEN for a recoverer to close.
+		w.Abandon()
 		return ctx.Err()
 	}
 	w.mu.Lock()
