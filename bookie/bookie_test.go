@@ -480,21 +480,11 @@ func err2[T any](_ T, err error) error { return err }
 // metric returns the value of an unlabelled series from a bookie's /metrics.
 func metric(t *testing.T, httpAddr, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	v, ok := testutil.MetricValue(t, httpAddr, name)
+	if !ok {
+		t.Fatalf("no series %s", name)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	t.Fatalf("no series %s", name)
-	return 0
+	return v
 }
 
 // waitMetric waits until a bookie's series has the value want.

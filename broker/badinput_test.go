@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -212,7 +211,6 @@ func TestBadInput(t *testing.T) {
 	if _, err := openProducer(t, cli, "still-serving"); err != nil {
 		t.Fatalf("broker not serving after garbage: %v", err)
 	}
-	_ = context.Background
 }
 
 // TestFlowControl: a consumer with 10 permits never holds more than 10

@@ -338,7 +338,7 @@ func TestRecoveryOfAbandonedWriter(t *testing.T) {
 	if err := w.Close(ctx); !errors.Is(err, ledger.ErrFenced) {
 		t.Fatalf("old writer's close: %v, want ErrFenced", err)
 	}
-	if md2, _ := c.LedgerClient().Metadata(ctx, w.ID()); md2.LastEntryID != md.LastEntryID {
+	if md2, err := c.LedgerClient().Metadata(ctx, w.ID()); err != nil || md2.LastEntryID != md.LastEntryID {
 		t.Fatalf("old writer changed the recovered end: %d -> %d", md.LastEntryID, md2.LastEntryID)
 	}
 }
@@ -592,11 +592,6 @@ func TestReadOnlyBookieAvoided(t *testing.T) {
 	ro := w.Metadata().Segments[0].Ensemble[0]
 	full.Store(c.BookieIndex(ro), true)
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		regs, err := lc.Metadata(ctx, w.ID())
-		_ = regs
-		if err != nil {
-			return err
-		}
 		if !c.Bookie(c.BookieIndex(ro)).B.ReadOnly() {
 			return fmt.Errorf("bookie %s not read-only yet", ro)
 		}
@@ -630,7 +625,7 @@ func TestReadOnlyBookieAvoided(t *testing.T) {
 // TestOpenNoRecoveryTails reads an open ledger up to its LAC without
 // disturbing the writer, and follows it with WaitLAC.
 func TestOpenNoRecoveryTails(t *testing.T) {
-	c := testcluster.New(t, testcluster.Config{Bookies: 3})
+	c := testcluster.New(t, testcluster.Config{Bookies: 3, BookieOptions: func(i int, o *bookie.Options) { o.HTTPAddr = "127.0.0.1:0" }})
 	lc := c.LedgerClient()
 	ctx := ctxT(t, time.Minute)
 	w, err := lc.Create(ctx, ledger.CreateOptions{EnsembleSize: 3, WriteQuorum: 2, AckQuorum: 2, Password: pw})
@@ -658,7 +653,14 @@ func TestOpenNoRecoveryTails(t *testing.T) {
 		}
 		done <- lac
 	}()
-	time.Sleep(50 * time.Millisecond) // let the long poll park
+	testutil.WaitFor(t, 10*time.Second, func() error { // the long poll is parked on a bookie
+		for i := range 3 {
+			if n, _ := testutil.MetricValue(t, c.Bookie(i).B.HTTPAddr(), "strata_bookie_lac_waiters"); n > 0 {
+				return nil
+			}
+		}
+		return errors.New("no long poll parked")
+	})
 	if _, err := w.Append(ctx, payload(10)); err != nil {
 		t.Fatal(err)
 	}

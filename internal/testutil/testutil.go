@@ -6,7 +6,9 @@ package testutil
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"reflect"
 	"strconv"
@@ -33,6 +35,32 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// MetricValue returns the value of an unlabelled series served in
+// Prometheus text format at http://addr/metrics; found is false when the
+// series is absent.
+func MetricValue(t testing.TB, addr, name string) (v float64, found bool) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("series %s: %v", name, err)
+			}
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.

@@ -101,14 +101,14 @@ func TestCursorCrashRedeliversOnlyUnpersistedAcks(t *testing.T) {
 	e := newEnv(t, 1, func(o *managed.Options) { o.MaxEntriesPerLedger = 40 })
 	a := e.open(t, "public/default/crash")
 	ctx := ctxT(t, time.Minute)
-	c, _ := a.OpenCursor(ctx, "s", managed.Earliest)
+	c := mustCursor(t, a, "s", managed.Earliest)
 	pos := appendAll(t, a, 0, 100)
 	persisted := map[int]bool{}
 	for i := 0; i < 100; i += 3 {
-		c.Ack(pos[i])
+		must(t, c.Ack(pos[i]))
 		persisted[i] = true
 	}
-	c.AckCumulative(pos[9])
+	must(t, c.AckCumulative(pos[9]))
 	for i := 0; i <= 9; i++ {
 		persisted[i] = true
 	}
@@ -116,7 +116,7 @@ func TestCursorCrashRedeliversOnlyUnpersistedAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 50; i < 100; i++ { // acknowledged, never persisted
-		c.Ack(pos[i])
+		must(t, c.Ack(pos[i]))
 	}
 	// Crash: a second owner takes over without the first closing.
 	b := e.open(t, "public/default/crash")
@@ -139,17 +139,16 @@ func TestCursorCrashRedeliversOnlyUnpersistedAcks(t *testing.T) {
 func TestCursorCumulativeAckAndReset(t *testing.T) {
 	e := newEnv(t, 1, func(o *managed.Options) { o.MaxEntriesPerLedger = 10 })
 	ml := e.open(t, "public/default/cum")
-	ctx := ctxT(t, time.Minute)
-	c, _ := ml.OpenCursor(ctx, "s", managed.Earliest)
+	c := mustCursor(t, ml, "s", managed.Earliest)
 	pos := appendAll(t, ml, 0, 35)
-	c.Ack(pos[20], pos[22])
+	must(t, c.Ack(pos[20], pos[22]))
 	if err := c.AckCumulative(pos[20]); err != nil {
 		t.Fatal(err)
 	}
 	if c.MarkDeletePosition() != pos[20] || c.AckRanges() != 1 || c.Backlog() != 13 {
 		t.Fatalf("cumulative ack: md %v ranges %d backlog %d", c.MarkDeletePosition(), c.AckRanges(), c.Backlog())
 	}
-	c.Ack(pos[21])
+	must(t, c.Ack(pos[21]))
 	if c.MarkDeletePosition() != pos[22] || c.AckRanges() != 0 {
 		t.Fatalf("mark-delete did not jump over the contiguous range: %v", c.MarkDeletePosition())
 	}
@@ -236,7 +235,7 @@ func TestRetentionMatrix(t *testing.T) {
 			lc = e.opts.Ledgers
 			ml := e.open(t, "public/default/ret")
 			ctx := ctxT(t, time.Minute)
-			c, _ := ml.OpenCursor(ctx, "s", managed.Earliest)
+			c := mustCursor(t, ml, "s", managed.Earliest)
 			payload := make([]byte, 100) // 10 entries x 100 B = 1000 B per ledger
 			var pos []managed.Position
 			for i := 0; i < 50; i++ {
@@ -251,7 +250,7 @@ func TestRetentionMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.ackUpTo >= 0 {
-				c.AckCumulative(pos[tc.ackUpTo])
+				must(t, c.AckCumulative(pos[tc.ackUpTo]))
 			}
 			clock.Add(tc.advance)
 			res, err := ml.Trim(ctx)
