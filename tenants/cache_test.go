@@ -155,8 +155,10 @@ func TestCacheSeesChangesLive(t *testing.T) {
 	}
 }
 
-// TestCacheHidesNamespaceBeingDeleted: while DeleteNamespace checks for
-// topics, brokers must not see the namespace as live.
+// TestCacheHidesNamespaceBeingDeleted: while DeleteNamespace makes its final
+// check for topics, brokers must not see the namespace as live (so no topic
+// appears meanwhile). Here a topic appears between the first check and the
+// mark: the delete is refused and the namespace is live again.
 func TestCacheHidesNamespaceBeingDeleted(t *testing.T) {
 	s, md := newTestStore(t)
 	ctx := context.Background()
@@ -172,7 +174,11 @@ func TestCacheHidesNamespaceBeingDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	calls := 0
 	lister := TopicListerFunc(func(context.Context, naming.Namespace) ([]string, error) {
+		if calls++; calls == 1 {
+			return nil, nil // the first check, unmarked: no topic yet
+		}
 		testutil.WaitFor(t, 5*time.Second, func() error {
 			if _, ok := c.Policies(ns); ok {
 				return fmt.Errorf("namespace being deleted is still live in the cache")

@@ -573,6 +573,29 @@ func (s *Store) DeleteNamespace(ctx context.Context, ns naming.Namespace, topics
 		}
 		return err
 	}
+	listTopics := func() ([]string, error) {
+		names, err := s.ListPartitionedTopics(ctx, ns)
+		if err == nil && len(names) == 0 && topics != nil {
+			names, err = topics.ListTopics(ctx, ns)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list topics of %s: %w", ns, err)
+		}
+		return names, nil
+	}
+	notEmpty := func(names []string) error {
+		return errorf(ErrNotEmpty, "namespace %s still has %d topic(s), e.g. %s; delete them first", ns, len(names), names[0])
+	}
+	// Refuse a namespace with topics before marking it deleted: the mark
+	// makes it vanish for every broker until it is lifted again.
+	if _, err := s.md.Get(ctx, key); errors.Is(err, metadata.ErrNotFound) {
+		return notFound()
+	}
+	if names, err := listTopics(); err != nil {
+		return err
+	} else if len(names) > 0 {
+		return notEmpty(names)
+	}
 	for range maxCASAttempts {
 		_, kv, err := casUpdate(ctx, s.md, key, notFound, func(p *Policies) error {
 			p.Deleted = true
@@ -581,25 +604,19 @@ func (s *Store) DeleteNamespace(ctx context.Context, ns naming.Namespace, topics
 		if err != nil {
 			return err
 		}
-		var names []string
-		pts, err := s.ListPartitionedTopics(ctx, ns)
-		if err == nil {
-			names = pts
-			if len(names) == 0 && topics != nil {
-				names, err = topics.ListTopics(ctx, ns)
-			}
-		}
+		// A topic created before the mark took effect.
+		names, err := listTopics()
 		if err != nil {
 			if uerr := unmark(); uerr != nil {
 				return errors.Join(err, uerr)
 			}
-			return fmt.Errorf("list topics of %s: %w", ns, err)
+			return err
 		}
 		if len(names) > 0 {
 			if err := unmark(); err != nil {
 				return err
 			}
-			return errorf(ErrNotEmpty, "namespace %s still has %d topic(s), e.g. %s; delete them first", ns, len(names), names[0])
+			return notEmpty(names)
 		}
 		err = s.md.Delete(ctx, key, kv.ModRevision)
 		switch {

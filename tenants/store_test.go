@@ -222,13 +222,13 @@ func TestStoreNamespaces(t *testing.T) {
 	_, err = s.ListNamespaces(ctx, "nobody")
 	wantKind(t, err, ErrNotFound, `tenant "nobody" does not exist`)
 
-	// Delete is refused while the broker reports topics, and the mark is undone.
+	// Delete is refused while the broker reports topics, without marking
+	// the namespace deleted (the mark hides it from every broker).
 	var listed naming.Namespace
 	lister := TopicListerFunc(func(_ context.Context, n naming.Namespace) ([]string, error) {
 		listed = n
-		p, _ := s.GetPolicies(ctx, n)
-		if !p.Deleted {
-			t.Errorf("namespace not marked deleted while topics are listed")
+		if p, _ := s.GetPolicies(ctx, n); p.Deleted {
+			t.Errorf("namespace with topics marked deleted")
 		}
 		return []string{"persistent://acme/app/t1"}, nil
 	})
@@ -236,6 +236,19 @@ func TestStoreNamespaces(t *testing.T) {
 	if listed != ns {
 		t.Fatalf("lister called with %v", listed)
 	}
+	// A topic appearing between the first check and the mark: the last
+	// check, made under the mark, refuses, and the mark is undone.
+	calls := 0
+	racing := TopicListerFunc(func(_ context.Context, n naming.Namespace) ([]string, error) {
+		if calls++; calls == 1 {
+			return nil, nil
+		}
+		if p, _ := s.GetPolicies(ctx, n); !p.Deleted {
+			t.Errorf("namespace not marked deleted during the last check")
+		}
+		return []string{"persistent://acme/app/t2"}, nil
+	})
+	wantKind(t, s.DeleteNamespace(ctx, ns, racing), ErrNotEmpty, "namespace acme/app still has 1 topic(s), e.g. persistent://acme/app/t2")
 	if p, _ := s.GetPolicies(ctx, ns); p.Deleted {
 		t.Fatalf("refused delete left the deleted mark")
 	}
