@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/internal/naming"
+	"github.com/strata-mq/strata/internal/units"
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
@@ -24,8 +26,6 @@ import (
 // /lookup/v2/topic/... paths, served next to the tenants/namespaces API of
 // package tenants. Requests about a topic served by another broker are
 // redirected to it (307), as Pulsar does.
-
-const maxPartitions = 1024
 
 type adminError struct {
 	status int
@@ -368,9 +368,6 @@ func (b *Broker) createPartitioned(ctx context.Context, w http.ResponseWriter, r
 	if err != nil {
 		return err
 	}
-	if n < 1 || n > maxPartitions {
-		return httpErr(http.StatusBadRequest, "partitions must be within 1..%d, got %d", maxPartitions, n)
-	}
 	if t.IsPartition() {
 		return httpErr(http.StatusBadRequest, "%s is a partition name; partitioned topics cannot be nested", t)
 	}
@@ -390,9 +387,6 @@ func (b *Broker) updatePartitioned(ctx context.Context, w http.ResponseWriter, r
 	n, err := readInt(r)
 	if err != nil {
 		return err
-	}
-	if n < 1 || n > maxPartitions {
-		return httpErr(http.StatusBadRequest, "partitions must be within 1..%d, got %d", maxPartitions, n)
 	}
 	if err := b.cfg.UpdatePartitionedTopic(ctx, t, n); err != nil {
 		return err
@@ -694,8 +688,8 @@ func (b *Broker) skipAll(ctx context.Context, w http.ResponseWriter, r *http.Req
 
 func (b *Broker) expire(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {
 	secs, err := strconv.ParseInt(r.PathValue("seconds"), 10, 64)
-	if err != nil || secs < 0 {
-		return httpErr(http.StatusBadRequest, "invalid expiry %q seconds", r.PathValue("seconds"))
+	if err != nil || secs < 0 || secs > math.MaxInt32 {
+		return httpErr(http.StatusBadRequest, "expireTime %q: want seconds between 0 and %d", r.PathValue("seconds"), math.MaxInt32)
 	}
 	tp, err := b.existingTopic(ctx, t)
 	if err != nil {
@@ -715,7 +709,7 @@ func (b *Broker) expire(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 		tp.mu.Unlock()
 	}
-	if err := tp.expireOlderThan(ctx, subs, time.Now().Add(-time.Duration(secs)*time.Second)); err != nil {
+	if err := tp.expireOlderThan(ctx, subs, time.Now().Add(-units.Duration(secs, time.Second))); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/internal/units"
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/tenants"
 )
@@ -62,7 +63,7 @@ func (t *Topic) maintain(ctx context.Context) {
 // message TTL, backlog quota and rate limits.
 func (t *Topic) enforce(ctx context.Context, p tenants.Policies) {
 	if ttl := p.MessageTTLInSeconds; ttl != nil && *ttl > 0 {
-		if err := t.expireOlderThan(ctx, t.durableSubs(), time.Now().Add(-time.Duration(*ttl)*time.Second)); err != nil && !errors.Is(err, managed.ErrClosed) {
+		if err := t.expireOlderThan(ctx, t.durableSubs(), time.Now().Add(-units.Duration(int64(*ttl), time.Second))); err != nil && !errors.Is(err, managed.ErrClosed) {
 			t.log.Warn("message TTL expiry failed", "err", err)
 		}
 	}
@@ -123,9 +124,9 @@ func (t *Topic) checkBacklogQuota(ctx context.Context, p tenants.Policies) {
 		}
 	}
 	if q, ok := p.BacklogQuotaMap[tenants.MessageAge]; ok && q.LimitTime >= 0 && slowest != nil && reason == "" {
-		if age, ok := t.ageAt(ctx, from); ok && age > time.Duration(q.LimitTime)*time.Second {
+		if age, ok := t.ageAt(ctx, from); ok && age > units.Duration(q.LimitTime, time.Second) {
 			if q.Policy == tenants.ConsumerBacklogEviction {
-				t.expireOlderThan(ctx, t.durableSubs(), time.Now().Add(-time.Duration(q.LimitTime)*time.Second))
+				t.expireOlderThan(ctx, t.durableSubs(), time.Now().Add(-units.Duration(q.LimitTime, time.Second)))
 			} else {
 				reason, policy = fmt.Sprintf("oldest unacknowledged message is %v old, over the %ds quota", age.Round(time.Second), q.LimitTime), q.Policy
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/internal/naming"
+	"github.com/strata-mq/strata/internal/units"
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/tenants"
 )
@@ -188,7 +189,7 @@ func (b *Broker) retention(ns naming.Namespace) managed.Retention {
 		return managed.Retention{}
 	}
 	r := p.RetentionPolicies
-	ret := managed.Retention{Time: time.Duration(r.RetentionTimeInMinutes) * time.Minute, Size: r.RetentionSizeInMB << 20}
+	ret := managed.Retention{Time: units.Duration(int64(r.RetentionTimeInMinutes), time.Minute), Size: units.Scale(r.RetentionSizeInMB, units.MiB)}
 	if r.RetentionTimeInMinutes < 0 {
 		ret.Time = -1
 	}
@@ -228,7 +229,7 @@ func (b *Broker) offloadPolicy(ns naming.Namespace) managed.OffloadPolicy {
 		pol.ThresholdSeconds = *p.OffloadThresholdInSeconds
 	}
 	if p.OffloadDeletionLagMs != nil {
-		pol.DeletionLag = time.Duration(*p.OffloadDeletionLagMs) * time.Millisecond
+		pol.DeletionLag = units.Duration(*p.OffloadDeletionLagMs, time.Millisecond)
 	}
 	return pol
 }

@@ -25,7 +25,7 @@ func TestTopicPolicies(t *testing.T) {
 	// Bad input first.
 	r.want("GET", base+"limited/maxProducers", "", 204)
 	r.want("POST", base+"limited/maxProducers", "", 400, "value is required")
-	r.want("POST", base+"limited/maxProducers", "-1", 400, "must not be negative")
+	r.want("POST", base+"limited/maxProducers", "-1", 400, "must be between 0 and 2147483647")
 	r.want("POST", base+"limited/publishRate", `{"publishThrottlingRateInMsg":-5}`, 400, "publishThrottlingRateInMsg")
 	r.want("POST", base+"limited/publishRate", `{"bogus":1}`, 400, "malformed")
 	r.want("POST", "/admin/v2/persistent/public/nope/limited/maxProducers", "1", 404, "does not exist")

@@ -133,9 +133,13 @@ func covered(known []bool, e, qw, qa int) bool {
 	return true
 }
 
+// MaxEnsembleSize is the largest ensemble a ledger may have (acks are
+// tracked in a 64-bit set, one bit per ensemble slot).
+const MaxEnsembleSize = 64
+
 func validQuorums(e, qw, qa int) error {
-	if e < 1 || qw < 1 || qa < 1 || qw > e || qa > qw || e > 64 {
-		return fmt.Errorf("%w: ensemble %d, write quorum %d, ack quorum %d (need 64 >= E >= Qw >= Qa >= 1)", ErrInvalid, e, qw, qa)
+	if e < 1 || qw < 1 || qa < 1 || qw > e || qa > qw || e > MaxEnsembleSize {
+		return fmt.Errorf("%w: ensemble %d, write quorum %d, ack quorum %d (need %d >= E >= Qw >= Qa >= 1)", ErrInvalid, e, qw, qa, MaxEnsembleSize)
 	}
 	return nil
 }

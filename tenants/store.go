@@ -661,8 +661,8 @@ func (s *Store) CreatePartitionedTopic(ctx context.Context, t naming.Topic, part
 	if t.IsPartition() {
 		return errorf(ErrInvalid, "%s is a partition name; a partitioned topic cannot end in -partition-N", t)
 	}
-	if partitions < 1 {
-		return errorf(ErrInvalid, "number of partitions must be >= 1, got %d", partitions)
+	if err := CheckRange("number of partitions", int64(partitions), 1, MaxPartitions, ""); err != nil {
+		return err
 	}
 	if err := checkPartitionNames(t, partitions); err != nil {
 		return err
@@ -727,6 +727,9 @@ func (s *Store) UpdatePartitionedTopic(ctx context.Context, t naming.Topic, part
 	_, _, err := casUpdate(ctx, s.md, PartitionedTopicKey(t),
 		func() error { return errorf(ErrNotFound, "partitioned topic %s does not exist", t) },
 		func(m *PartitionedTopicMetadata) error {
+			if err := CheckRange("number of partitions", int64(partitions), 1, MaxPartitions, ""); err != nil {
+				return err
+			}
 			if partitions <= m.Partitions {
 				return errorf(ErrInvalid, "partitions can only be increased: %s has %d, asked for %d", t, m.Partitions, partitions)
 			}

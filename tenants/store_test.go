@@ -288,7 +288,7 @@ func TestStorePartitionedTopics(t *testing.T) {
 	if err := s.CreateNamespace(ctx, ns, Policies{}); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, s.CreatePartitionedTopic(ctx, tp, 0), ErrInvalid, "must be >= 1")
+	wantKind(t, s.CreatePartitionedTopic(ctx, tp, 0), ErrInvalid, "must be between 1 and 1024")
 	wantKind(t, s.CreatePartitionedTopic(ctx, tp.Partition(1), 2), ErrInvalid, "is a partition name")
 	if err := s.CreatePartitionedTopic(ctx, tp, 2); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/metadata"
@@ -52,8 +53,10 @@ func (tp TopicPolicies) Validate() error {
 		{"maxConsumersPerSubscription", tp.MaxConsumersPerSubscription},
 		{"messageTTLInSeconds", tp.MessageTTLInSeconds},
 	} {
-		if f.v != nil && *f.v < 0 {
-			return errorf(ErrInvalid, "%s must not be negative, got %d", f.name, *f.v)
+		if f.v != nil {
+			if err := CheckRange(f.name, int64(*f.v), 0, math.MaxInt32, ""); err != nil {
+				return err
+			}
 		}
 	}
 	if tp.PublishRate != nil {

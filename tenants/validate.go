@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/strata-mq/strata/internal/naming"
 )
@@ -233,8 +234,8 @@ func (p *Policies) Validate() error {
 		if r.SubscribeThrottlingRatePerConsumer < -1 {
 			return errorf(ErrInvalid, "clusterSubscribeRate[%s]: subscribeThrottlingRatePerConsumer must be >= -1, got %d", c, r.SubscribeThrottlingRatePerConsumer)
 		}
-		if r.RatePeriodInSecond < 1 {
-			return errorf(ErrInvalid, "clusterSubscribeRate[%s]: ratePeriodInSecond must be >= 1, got %d", c, r.RatePeriodInSecond)
+		if err := CheckRange("ratePeriodInSecond", int64(r.RatePeriodInSecond), 1, math.MaxInt32, ""); err != nil {
+			return fmt.Errorf("clusterSubscribeRate[%s]: %w", c, err)
 		}
 	}
 	if p.Persistence != nil {
@@ -248,23 +249,25 @@ func (p *Policies) Validate() error {
 		}
 	}
 	checks := []struct {
-		field string
-		v     *int64
-		min   int64
-		hint  string
+		field    string
+		v        *int64
+		min, max int64
+		hint     string
 	}{
-		{"message_ttl_in_seconds", intPtr64(p.MessageTTLInSeconds), 0, "0 disables expiry"},
-		{"max_producers_per_topic", intPtr64(p.MaxProducersPerTopic), 0, "0 means unlimited"},
-		{"max_consumers_per_topic", intPtr64(p.MaxConsumersPerTopic), 0, "0 means unlimited"},
-		{"max_consumers_per_subscription", intPtr64(p.MaxConsumersPerSubscription), 0, "0 means unlimited"},
-		{"compaction_threshold", p.CompactionThreshold, 0, "0 disables compaction"},
-		{"offload_threshold", p.OffloadThreshold, -1, "-1 disables offload"},
-		{"offload_threshold_in_seconds", p.OffloadThresholdInSeconds, -1, "-1 disables offload"},
-		{"offload_deletion_lag_ms", p.OffloadDeletionLagMs, 0, "remove the policy to use the broker default"},
+		{"message_ttl_in_seconds", intPtr64(p.MessageTTLInSeconds), 0, math.MaxInt32, "seconds; 0 disables expiry"},
+		{"max_producers_per_topic", intPtr64(p.MaxProducersPerTopic), 0, math.MaxInt32, "0 means unlimited"},
+		{"max_consumers_per_topic", intPtr64(p.MaxConsumersPerTopic), 0, math.MaxInt32, "0 means unlimited"},
+		{"max_consumers_per_subscription", intPtr64(p.MaxConsumersPerSubscription), 0, math.MaxInt32, "0 means unlimited"},
+		{"compaction_threshold", p.CompactionThreshold, 0, math.MaxInt64, "bytes; 0 disables compaction"},
+		{"offload_threshold", p.OffloadThreshold, -1, math.MaxInt64, "bytes; -1 disables offload"},
+		{"offload_threshold_in_seconds", p.OffloadThresholdInSeconds, -1, MaxDurationSeconds, "-1 disables offload"},
+		{"offload_deletion_lag_ms", p.OffloadDeletionLagMs, 0, MaxDurationMillis, "remove the policy to use the broker default"},
 	}
 	for _, c := range checks {
-		if c.v != nil && *c.v < c.min {
-			return errorf(ErrInvalid, "%s must be >= %d (%s), got %d", c.field, c.min, c.hint, *c.v)
+		if c.v != nil {
+			if err := CheckRange(c.field, *c.v, c.min, c.max, c.hint); err != nil {
+				return err
+			}
 		}
 	}
 	switch p.SubscriptionAuthMode {
@@ -278,8 +281,10 @@ func (p *Policies) Validate() error {
 		default:
 			return errorf(ErrInvalid, "autoTopicCreationOverride.topicType must be non-partitioned or partitioned, got %q", o.TopicType)
 		}
-		if o.DefaultNumPartitions != nil && *o.DefaultNumPartitions < 1 {
-			return errorf(ErrInvalid, "autoTopicCreationOverride.defaultNumPartitions must be >= 1, got %d", *o.DefaultNumPartitions)
+		if o.DefaultNumPartitions != nil {
+			if err := CheckRange("autoTopicCreationOverride.defaultNumPartitions", int64(*o.DefaultNumPartitions), 1, MaxPartitions, ""); err != nil {
+				return err
+			}
 		}
 		if o.TopicType == "partitioned" && o.AllowAutoTopicCreation && o.DefaultNumPartitions == nil {
 			return errorf(ErrInvalid, "autoTopicCreationOverride.defaultNumPartitions is required for partitioned topics")
@@ -292,6 +297,36 @@ func (p *Policies) Validate() error {
 		return errorf(ErrInvalid, "schema_auto_update_compatibility_strategy %q is unknown (known: %s)", s, strings.Join(autoUpdateStrategies, ", "))
 	}
 	return p.checkRetentionCoversQuota()
+}
+
+// Upper bounds of the numbers policies carry. Counts and Pulsar's int
+// fields are 32-bit; durations must fit a time.Duration (about 292 years)
+// once converted, and sizes in MB must fit int64 bytes.
+const (
+	MaxDurationSeconds = math.MaxInt64 / int64(time.Second)
+	MaxDurationMinutes = math.MaxInt64 / int64(time.Minute)
+	MaxDurationMillis  = math.MaxInt64 / int64(time.Millisecond)
+	MaxSizeMB          = math.MaxInt64 >> 20
+)
+
+// MaxPartitions bounds a partitioned topic's partition count: each
+// partition is a log with its own ledgers and cursors.
+const MaxPartitions = 1024
+
+// MaxEnsembleSize is the largest ensemble a ledger may have: the ledger
+// client's limit (ledger.MaxEnsembleSize; a test keeps them equal).
+const MaxEnsembleSize = 64
+
+// CheckRange refuses v outside [min, max] with an ErrInvalid naming the
+// field and the allowed range.
+func CheckRange(field string, v, min, max int64, hint string) error {
+	if v < min || v > max {
+		if hint != "" {
+			hint = " (" + hint + ")"
+		}
+		return errorf(ErrInvalid, "%s must be between %d and %d%s, got %d", field, min, max, hint, v)
+	}
+	return nil
 }
 
 // checkRetentionCoversQuota rejects a retention smaller than the backlog
@@ -351,20 +386,18 @@ func (q BacklogQuota) Validate() error {
 	default:
 		return errorf(ErrInvalid, "unknown backlog quota policy %q (known: %s, %s, %s)", q.Policy, ProducerRequestHold, ProducerException, ConsumerBacklogEviction)
 	}
-	if q.LimitSize < -1 {
-		return errorf(ErrInvalid, "limitSize must be >= -1 (-1 means no limit), got %d", q.LimitSize)
+	if err := CheckRange("limitSize", q.LimitSize, -1, math.MaxInt64, "bytes; -1 means no limit"); err != nil {
+		return err
 	}
-	if q.LimitTime < -1 {
-		return errorf(ErrInvalid, "limitTime must be >= -1 (-1 means no limit), got %d", q.LimitTime)
-	}
-	return nil
+	return CheckRange("limitTime", q.LimitTime, -1, math.MaxInt32, "seconds; -1 means no limit")
 }
 
 // Validate checks E ≥ Qw ≥ Qa ≥ 1 and the mark-delete rate.
 func (pp PersistencePolicies) Validate() error {
 	e, w, a := pp.BookkeeperEnsemble, pp.BookkeeperWriteQuorum, pp.BookkeeperAckQuorum
-	if a < 1 || w < a || e < w {
-		return errorf(ErrInvalid, "persistence: need bookkeeperEnsemble >= bookkeeperWriteQuorum >= bookkeeperAckQuorum >= 1, got %d/%d/%d", e, w, a)
+	if a < 1 || w < a || e < w || e > MaxEnsembleSize {
+		return errorf(ErrInvalid, "persistence: need %d >= bookkeeperEnsemble >= bookkeeperWriteQuorum >= bookkeeperAckQuorum >= 1, got %d/%d/%d",
+			MaxEnsembleSize, e, w, a)
 	}
 	if r := pp.ManagedLedgerMaxMarkDeleteRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 		return errorf(ErrInvalid, "persistence: managedLedgerMaxMarkDeleteRate must be a finite number >= 0, got %v", r)
@@ -375,11 +408,11 @@ func (pp PersistencePolicies) Validate() error {
 // Validate checks the limits (each >= -1) and that a 0 limit is not mixed
 // with a non-zero one.
 func (r RetentionPolicies) Validate() error {
-	if r.RetentionTimeInMinutes < -1 {
-		return errorf(ErrInvalid, "retentionTimeInMinutes must be >= -1 (-1 means unlimited), got %d", r.RetentionTimeInMinutes)
+	if err := CheckRange("retentionTimeInMinutes", int64(r.RetentionTimeInMinutes), -1, MaxDurationMinutes, "-1 means unlimited"); err != nil {
+		return err
 	}
-	if r.RetentionSizeInMB < -1 {
-		return errorf(ErrInvalid, "retentionSizeInMB must be >= -1 (-1 means unlimited), got %d", r.RetentionSizeInMB)
+	if err := CheckRange("retentionSizeInMB", r.RetentionSizeInMB, -1, MaxSizeMB, "-1 means unlimited"); err != nil {
+		return err
 	}
 	if (r.RetentionTimeInMinutes == 0) != (r.RetentionSizeInMB == 0) {
 		return errorf(ErrInvalid, "retention: time %d and size %d mix a 0 (no retention) with a non-zero limit; use -1 to leave one limit unbounded",
@@ -390,27 +423,21 @@ func (r RetentionPolicies) Validate() error {
 
 // Validate checks that limits are >= -1 and the period is >= 1.
 func (r DispatchRate) Validate() error {
-	if r.DispatchThrottlingRateInMsg < -1 {
-		return errorf(ErrInvalid, "dispatchThrottlingRateInMsg must be >= -1, got %d", r.DispatchThrottlingRateInMsg)
+	if err := CheckRange("dispatchThrottlingRateInMsg", int64(r.DispatchThrottlingRateInMsg), -1, math.MaxInt32, "-1 means unlimited"); err != nil {
+		return err
 	}
-	if r.DispatchThrottlingRateInByte < -1 {
-		return errorf(ErrInvalid, "dispatchThrottlingRateInByte must be >= -1, got %d", r.DispatchThrottlingRateInByte)
+	if err := CheckRange("dispatchThrottlingRateInByte", r.DispatchThrottlingRateInByte, -1, math.MaxInt64, "-1 means unlimited"); err != nil {
+		return err
 	}
-	if r.RatePeriodInSecond < 1 {
-		return errorf(ErrInvalid, "ratePeriodInSecond must be >= 1, got %d", r.RatePeriodInSecond)
-	}
-	return nil
+	return CheckRange("ratePeriodInSecond", int64(r.RatePeriodInSecond), 1, math.MaxInt32, "")
 }
 
 // Validate checks that limits are >= -1.
 func (r PublishRate) Validate() error {
-	if r.PublishThrottlingRateInMsg < -1 {
-		return errorf(ErrInvalid, "publishThrottlingRateInMsg must be >= -1, got %d", r.PublishThrottlingRateInMsg)
+	if err := CheckRange("publishThrottlingRateInMsg", int64(r.PublishThrottlingRateInMsg), -1, math.MaxInt32, "-1 means unlimited"); err != nil {
+		return err
 	}
-	if r.PublishThrottlingRateInByte < -1 {
-		return errorf(ErrInvalid, "publishThrottlingRateInByte must be >= -1, got %d", r.PublishThrottlingRateInByte)
-	}
-	return nil
+	return CheckRange("publishThrottlingRateInByte", r.PublishThrottlingRateInByte, -1, math.MaxInt64, "-1 means unlimited")
 }
 
 // Validate checks the bundle count and boundaries.

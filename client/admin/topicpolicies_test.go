@@ -79,7 +79,7 @@ func testTopicPolicies(t *testing.T, c *admin.Client) {
 	check(t, "remove max producers", tp.RemoveMaxProducers(ctx, topic))
 
 	// Invalid values are refused with the reason, and change nothing.
-	wantErr(t, "negative max consumers", tp.SetMaxConsumers(ctx, topic, -1), http.StatusBadRequest, "must not be negative")
+	wantErr(t, "negative max consumers", tp.SetMaxConsumers(ctx, topic, -1), http.StatusBadRequest, "must be between 0 and 2147483647")
 	wantErr(t, "bad dispatch period", tp.SetDispatchRate(ctx, topic, tenants.DispatchRate{DispatchThrottlingRateInMsg: 1, RatePeriodInSecond: -2}),
 		http.StatusBadRequest, "ratePeriodInSecond")
 	mc, err := tp.GetMaxConsumers(ctx, topic)

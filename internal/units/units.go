@@ -176,3 +176,20 @@ func parseCount(in, digits, what, units string) (int64, error) {
 	}
 	return n, nil
 }
+
+// Scale returns n×unit (unit > 0) saturated to the int64 range: limits and
+// durations users send never wrap around into small or negative values.
+func Scale(n, unit int64) int64 {
+	switch {
+	case n > 0 && n > math.MaxInt64/unit:
+		return math.MaxInt64
+	case n < 0 && n < math.MinInt64/unit:
+		return math.MinInt64
+	}
+	return n * unit
+}
+
+// Duration returns n units as a time.Duration, saturated like Scale.
+func Duration(n int64, unit time.Duration) time.Duration {
+	return time.Duration(Scale(n, int64(unit)))
+}

@@ -2,6 +2,7 @@ package units
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,26 @@ func TestParseRelativeTimeUnits(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
 			t.Errorf("ParseRelativeTimeMinutes(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestScaleSaturates(t *testing.T) {
+	for _, tc := range []struct{ n, unit, want int64 }{
+		{3, 1 << 20, 3 << 20},
+		{-1, 60, -60},
+		{1 << 60, 1 << 20, math.MaxInt64},
+		{-(1 << 60), 1 << 20, math.MinInt64},
+		{math.MaxInt64, 1, math.MaxInt64},
+		{0, math.MaxInt64, 0},
+	} {
+		if got := Scale(tc.n, tc.unit); got != tc.want {
+			t.Errorf("Scale(%d, %d) = %d, want %d", tc.n, tc.unit, got, tc.want)
+		}
+	}
+	if d := Duration(10_000_000_000, time.Second); d != math.MaxInt64 {
+		t.Errorf("Duration(1e10 s) = %v, want the maximum", d)
+	}
+	if d := Duration(90, time.Minute); d != 90*time.Minute {
+		t.Errorf("Duration(90 min) = %v", d)
 	}
 }
