@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -235,7 +236,9 @@ func limiter(cur *rate.Limiter, perSecond float64) *rate.Limiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	burst := max(int(perSecond), 1)
+	// A burst of one second's worth, saturated: converting a float beyond
+	// the int range is undefined.
+	burst := int(min(max(perSecond, 1), math.MaxInt32))
 	if cur == nil {
 		return rate.NewLimiter(rate.Limit(perSecond), burst)
 	}
