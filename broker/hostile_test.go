@@ -3,18 +3,24 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/client/admin"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/internal/testcluster"
 	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/ledger"
+	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 )
@@ -130,5 +136,122 @@ func TestAPILimitsMatchEveryLayer(t *testing.T) {
 	err = adm.Topics().CreatePartitioned(ctx, "many", tenants.MaxPartitions+1)
 	if admin.StatusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "between 1 and 1024") {
 		t.Fatalf("%d partitions: %v, want 400 naming the limit", tenants.MaxPartitions+1, err)
+	}
+}
+
+// poisonEntry is an entry whose metadata claims 2^31-1 messages in a batch
+// of one: decoding it trustingly allocates 64 GiB.
+func poisonEntry(t *testing.T) []byte {
+	t.Helper()
+	payload, err := pulsarpb.EncodeBatch([]pulsarpb.BatchMessage{{Meta: &pulsarpb.SingleMessageMetadata{}, Payload: []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := pulsarpb.EncodeEntry(&pulsarpb.MessageMetadata{ProducerName: proto.String("attacker"), SequenceId: proto.Uint64(0),
+		PublishTime: proto.Uint64(uint64(time.Now().UnixMilli())), NumMessagesInBatch: proto.Int32(1<<31 - 1)}, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestPoisonBatch: a producer's entry whose batch count its bytes cannot
+// back is refused (INVALID_MESSAGE) and nothing is stored; one already in a
+// log (written before the broker checked) reaches SDK consumers as an
+// ErrUndecodable error with the message to acknowledge — or, with a
+// dead-letter policy, goes to the dead-letter topic — and the messages
+// after it are delivered. (It used to crash every consumer with an
+// out-of-memory, again after each reconnect.)
+func TestPoisonBatch(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	ctx := ctxT(t, time.Minute)
+	raw := rawClient(t, c.Broker(0).GRPCAddr)
+	s, err := openProducer(t, raw, "persistent://public/default/poison-sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{SequenceId: 0, Entry: poisonEntry(t)}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Recv()
+	if err != nil || resp.GetSendError().GetError() != clientpb.ServerError_INVALID_MESSAGE {
+		t.Fatalf("poison entry sent: %v %v, want INVALID_MESSAGE", resp, err)
+	}
+	cl := newClient(t, c)
+	if id, err := cl.LastMessageID(ctx, "poison-sent"); err != nil || id.EntryID >= 0 {
+		t.Fatalf("last message of the topic after the refused entry: %v %v (nothing may be stored)", id, err)
+	}
+
+	// A log that already holds one, between two good messages.
+	good := func(s string) []byte {
+		e, err := pulsarpb.EncodeEntry(&pulsarpb.MessageMetadata{ProducerName: proto.String("p"), SequenceId: proto.Uint64(0),
+			PublishTime: proto.Uint64(uint64(time.Now().UnixMilli()))}, []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	for _, topic := range []string{"stored", "stored-dlq"} {
+		ml, err := managed.Open(ctx, "public/default/"+topic, managed.Options{Ledgers: c.LedgerClient(), Metadata: c.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range [][]byte{good("before"), poisonEntry(t), good("after")} {
+			if _, err := ml.Append(ctx, e, time.Now().UnixMilli()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ml.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := cl.Subscribe(ctx, "stored", "s", client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(cons *client.Consumer) (client.Message, error) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return cons.Receive(rctx)
+	}
+	m, err := next(cons)
+	if err != nil || string(m.Payload) != "before" {
+		t.Fatalf("first message: %q %v", m.Payload, err)
+	}
+	cons.Ack(m)
+	m, err = next(cons)
+	if !errors.Is(err, client.ErrUndecodable) || m.DecodeError == nil || m.ID.EntryID != 1 {
+		t.Fatalf("poison entry: message %v, error %v; want ErrUndecodable with the message", m.ID, err)
+	}
+	if err := cons.Ack(m); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = next(cons); err != nil || string(m.Payload) != "after" {
+		t.Fatalf("message after the poison entry: %q %v", m.Payload, err)
+	}
+	cons.Ack(m)
+
+	dlqCons, err := cl.Subscribe(ctx, "stored-dlq", "s", client.WithInitialPosition(client.Earliest),
+		client.WithDLQ(client.DLQPolicy{MaxRedeliveries: 3, InitialSubscription: "audit"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"before", "after"} {
+		m, err := next(dlqCons)
+		if err != nil || string(m.Payload) != want {
+			t.Fatalf("with a dead-letter policy: %q %v, want %q", m.Payload, err, want)
+		}
+		dlqCons.Ack(m)
+	}
+	audit, err := cl.Subscribe(ctx, "stored-dlq-s-DLQ", "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = next(audit)
+	if err != nil || m.Properties[client.PropertyDecodeError] == "" {
+		t.Fatalf("dead letter of the poison entry: %v %v (properties %v)", m.ID, err, m.Properties)
+	}
+	if md, err := pulsarpb.DecodeMetadata(m.Payload); err != nil || md.GetNumMessagesInBatch() != 1<<31-1 {
+		t.Fatalf("the dead letter's payload is not the raw poison entry: %v", err)
 	}
 }

@@ -133,6 +133,12 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 		fail(clientpb.ServerError_MESSAGE_TOO_LARGE, "message payload of %d bytes exceeds the maximum message size %d", len(payload), max)
 		return
 	}
+	// What consumers will decode must be what the bytes hold: a batch count
+	// or size they do not back would make every consumer fail on it.
+	if err := pulsarpb.CheckEntry(md, payload, maxUncompressed(max)); err != nil {
+		fail(clientpb.ServerError_INVALID_MESSAGE, "%v", err)
+		return
+	}
 	n := md.NumMessages()
 	start := time.Now()
 	receipt := func(pos managed.Position) *clientpb.ProduceResponse {
@@ -169,6 +175,11 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 // maxEntrySize is the largest entry accepted for a message size limit: the
 // payload plus room for its metadata.
 func maxEntrySize(maxMessageSize int) int { return maxMessageSize + 64<<10 }
+
+// maxUncompressed bounds the uncompressed size a compressed entry may claim
+// (what consumers allocate to decompress it): 16 times the maximum message
+// size, room for compressible payloads but not for decompression bombs.
+func maxUncompressed(maxMessageSize int) int { return 16 * maxMessageSize }
 
 // complete fills a slot and releases replies from the head in order.
 func (p *Producer) complete(slot *sendSlot, resp *clientpb.ProduceResponse) {

@@ -84,7 +84,8 @@ func (s *service) LastMessageId(ctx context.Context, req *clientpb.LastMessageId
 	if lc.EntryID >= 0 {
 		if es, _, err := topic.ml.Read(ctx, lc, 1, 1); err == nil && len(es) == 1 {
 			if md, err := pulsarpb.DecodeMetadata(es[0].Data); err == nil && md.IsBatch() {
-				id.BatchIndex, id.BatchSize = int32(md.NumMessages()-1), int32(md.NumMessages())
+				n := md.MessagesIn(len(es[0].Data))
+				id.BatchIndex, id.BatchSize = int32(n-1), int32(n)
 			}
 		}
 	}

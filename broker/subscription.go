@@ -355,7 +355,7 @@ func (s *Subscription) sendLocked(it replayItem, entry []byte, md *pulsarpb.Mess
 	if c == nil {
 		return false
 	}
-	n := md.NumMessages()
+	n := md.MessagesIn(len(entry))
 	c.permits -= int64(n)
 	d := &delivery{c: c, n: n, key: it.key, hasKey: it.hasKey}
 	s.mu.pending[it.pos] = d

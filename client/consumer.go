@@ -98,7 +98,10 @@ func (cs *Consumer) Subscription() string { return cs.sub }
 
 // Receive waits for the next message. With a dead-letter policy, a message
 // redelivered more than MaxRedeliveries times is published to the
-// dead-letter topic and acknowledged instead of being returned.
+// dead-letter topic and acknowledged instead of being returned. An entry
+// that cannot be decoded is returned with an error wrapping ErrUndecodable
+// (and the message, to acknowledge it); with a dead-letter policy it is
+// dead-lettered at once instead.
 func (cs *Consumer) Receive(ctx context.Context) (Message, error) {
 	for {
 		m, err := cs.queue.pop(ctx)
@@ -106,6 +109,17 @@ func (cs *Consumer) Receive(ctx context.Context) (Message, error) {
 			return Message{}, err
 		}
 		if !m.consumer.accept(m) {
+			continue
+		}
+		if m.DecodeError != nil {
+			if cs.opts.dlq == nil {
+				return m, m.DecodeError
+			}
+			// Redelivering a broken entry cannot help: dead-letter it now.
+			if err := cs.deadLetter(ctx, m); err != nil {
+				cs.c.log.Warn("dead letter failed; the entry will be redelivered", "topic", m.Topic, "id", m.ID, "err", err)
+				cs.Nack(m)
+			}
 			continue
 		}
 		if d := cs.opts.dlq; d != nil && int(m.RedeliveryCount) > d.MaxRedeliveries {
@@ -128,10 +142,10 @@ func (cs *Consumer) Chan() <-chan Message {
 			defer close(cs.ch)
 			for {
 				m, err := cs.Receive(context.Background())
-				if err != nil {
+				if err != nil && m.DecodeError == nil {
 					return
 				}
-				cs.ch <- m
+				cs.ch <- m // an undecodable entry carries its DecodeError
 			}
 		}()
 	})
@@ -469,8 +483,13 @@ func (pc *partitionConsumer) receive(stream clientpb.Broker_ConsumeClient) error
 			pc.mu.Unlock()
 			msgs, err := pc.decode(cmd.Message, gen)
 			if err != nil {
-				pc.c.log.Warn("dropping undecodable message", "topic", pc.topic, "err", err)
-				continue
+				// Handed to the application (or the dead-letter topic) as
+				// is: dropping it would leave it unacknowledged forever.
+				pc.c.log.Warn("undecodable entry", "topic", pc.topic, "id", messageIDFromPB(cmd.Message.MessageId), "err", err)
+				id := messageIDFromPB(cmd.Message.MessageId)
+				id.BatchIndex, id.BatchSize, id.Partition = -1, 0, pc.partition
+				msgs = []Message{{ID: id, Payload: cmd.Message.Entry, RedeliveryCount: cmd.Message.RedeliveryCount, Topic: pc.topic,
+					DecodeError: fmt.Errorf("%w: %v", ErrUndecodable, err), consumer: pc, gen: gen}}
 			}
 			pc.queue.push(msgs...)
 		case *clientpb.ConsumeResponse_Result:

@@ -14,6 +14,9 @@ const (
 	PropertyOriginMessageID = "ORIGIN_MESSAGE_ID"
 	PropertyReconsumeTimes  = "RECONSUMETIMES"
 	PropertyDelayTime       = "DELAY_TIME"
+	// PropertyDecodeError marks a dead letter whose entry could not be
+	// decoded (its payload is the raw entry) and says why.
+	PropertyDecodeError = "DECODE_ERROR"
 )
 
 // letters publishes dead letters and retries for a consumer.
@@ -89,8 +92,12 @@ func (cs *Consumer) deadLetter(ctx context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
+	extra := map[string]string{PropertyRealTopic: originTopic(m), PropertyOriginMessageID: m.ID.String()}
+	if m.DecodeError != nil {
+		extra[PropertyDecodeError] = m.DecodeError.Error() // Payload is the raw entry
+	}
 	_, err = p.Send(ctx, &ProducerMessage{Payload: m.Payload, Key: m.Key, OrderingKey: m.OrderingKey, EventTime: m.EventTime,
-		Properties: copyProps(m, map[string]string{PropertyRealTopic: originTopic(m), PropertyOriginMessageID: m.ID.String()})})
+		Properties: copyProps(m, extra)})
 	if err != nil {
 		return fmt.Errorf("publish dead letter: %w", err)
 	}

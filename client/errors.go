@@ -27,6 +27,12 @@ var (
 	ErrQuotaExceeded      = errors.New("strata: backlog quota exceeded")
 	ErrPartitionedTopic   = errors.New("strata: topic is partitioned")
 	ErrSubscriptionClosed = errors.New("strata: subscription reset or unsubscribed")
+	// ErrUndecodable: an entry of the topic cannot be decoded (a count or
+	// size its bytes do not back, broken metadata). Receive returns it with
+	// the message (raw entry as Payload, DecodeError set), which is
+	// acknowledged like any other to skip it; with a dead-letter policy
+	// such entries go to the dead-letter topic instead.
+	ErrUndecodable = errors.New("strata: undecodable entry")
 	// ErrCumulativeAckNotAllowed: AckCumulative on a Shared or Key_Shared
 	// subscription (it also matches ErrNotAllowed).
 	ErrCumulativeAckNotAllowed = fmt.Errorf("%w: cumulative acknowledgement on a Shared or Key_Shared subscription", ErrNotAllowed)

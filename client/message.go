@@ -81,6 +81,10 @@ type Message struct {
 	SequenceID      int64
 	RedeliveryCount uint32
 	Topic           string
-	consumer        *partitionConsumer
-	gen             int
+	// DecodeError is set (wrapping ErrUndecodable) when the entry could not
+	// be decoded: Payload is then the raw entry and ID names the entry
+	// (BatchIndex -1); acknowledging it skips it.
+	DecodeError error
+	consumer    *partitionConsumer
+	gen         int
 }

@@ -43,7 +43,9 @@ func (c *Client) CreateReader(ctx context.Context, topic string, start MessageID
 	return &Reader{pc: pc, queue: q}, nil
 }
 
-// Next waits for the next message.
+// Next waits for the next message. An entry that cannot be decoded is
+// returned with an error wrapping ErrUndecodable (Payload is the raw
+// entry); the next call goes on after it.
 func (r *Reader) Next(ctx context.Context) (Message, error) {
 	for {
 		m, err := r.queue.pop(ctx)
@@ -51,7 +53,7 @@ func (r *Reader) Next(ctx context.Context) (Message, error) {
 			return Message{}, err
 		}
 		if m.consumer.accept(m) {
-			return m, nil
+			return m, m.DecodeError // an undecodable entry comes with its error
 		}
 	}
 }

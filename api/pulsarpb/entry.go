@@ -109,8 +109,17 @@ func EncodeBatch(msgs []BatchMessage) ([]byte, error) {
 	return out, nil
 }
 
-// DecodeBatch splits a batch payload into n messages.
+// minBatchMessage is the least a batch message takes: its 4-byte size.
+const minBatchMessage = 4
+
+// DecodeBatch splits a batch payload into exactly n messages. A count the
+// bytes cannot hold, a size beyond them, or bytes left over is
+// ErrMalformed: nothing is allocated from a count or size before it is
+// checked against the payload.
 func DecodeBatch(payload []byte, n int) ([]BatchMessage, error) {
+	if n < 1 || n > len(payload)/minBatchMessage {
+		return nil, fmt.Errorf("%w: %d batch messages cannot fit in %d bytes", ErrMalformed, n, len(payload))
+	}
 	out := make([]BatchMessage, 0, n)
 	for i := 0; i < n; i++ {
 		if len(payload) < 4 {
@@ -132,7 +141,40 @@ func DecodeBatch(payload []byte, n int) ([]BatchMessage, error) {
 		out = append(out, BatchMessage{Meta: meta, Payload: payload[:ps]})
 		payload = payload[ps:]
 	}
+	if len(payload) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the %d batch messages", ErrMalformed, len(payload), n)
+	}
 	return out, nil
+}
+
+// CheckEntry checks what an entry's metadata claims against its payload,
+// as a broker does before storing it: a batch's message count must be at
+// least 1 and, uncompressed, its messages must fill the payload exactly;
+// a compressed payload's uncompressed size must be given, at most
+// maxUncompressed, and able to hold the count. Consumers then never
+// allocate from a count or size the bytes do not back.
+func CheckEntry(md *MessageMetadata, payload []byte, maxUncompressed int) error {
+	size := len(payload)
+	if md.GetCompression() != CompressionType_NONE {
+		if md.UncompressedSize == nil {
+			return fmt.Errorf("%w: compressed entry without uncompressed_size", ErrMalformed)
+		}
+		if size = int(md.GetUncompressedSize()); size > maxUncompressed {
+			return fmt.Errorf("%w: uncompressed size %d above the %d-byte limit", ErrMalformed, size, maxUncompressed)
+		}
+	}
+	if !md.IsBatch() {
+		return nil
+	}
+	n := int(md.GetNumMessagesInBatch())
+	if n < 1 || n > size/minBatchMessage {
+		return fmt.Errorf("%w: %d batch messages cannot fit in %d bytes", ErrMalformed, n, size)
+	}
+	if md.GetCompression() == CompressionType_NONE {
+		_, err := DecodeBatch(payload, n)
+		return err
+	}
+	return nil
 }
 
 // Key returns the key that routes an entry on Key_Shared subscriptions: the
@@ -150,6 +192,14 @@ func (m *MessageMetadata) NumMessages() int {
 		return n
 	}
 	return 1
+}
+
+// MessagesIn returns how many messages an entry of entryLen bytes holds:
+// NumMessages, but never more than its bytes can back (each batch message
+// takes at least 4), so permits and counters stay sane for an entry whose
+// metadata lies (stored before brokers checked batches).
+func (m *MessageMetadata) MessagesIn(entryLen int) int {
+	return max(min(m.NumMessages(), entryLen/minBatchMessage), 1)
 }
 
 // IsBatch reports whether the entry is a batch payload.
