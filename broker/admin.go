@@ -51,7 +51,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, ErrNamespaceNotFound), errors.Is(err, ErrTopicNotFound), errors.Is(err, managed.ErrCursorNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, ErrConsumerBusy), errors.Is(err, ErrProducerBusy):
+	case errors.Is(err, ErrConsumerBusy), errors.Is(err, ErrProducerBusy), errors.Is(err, ErrTooManySubscriptions), errors.Is(err, ErrTooManyTopics):
 		status = http.StatusPreconditionFailed
 	case errors.Is(err, ErrNotAllowed), errors.Is(err, managed.ErrTerminated):
 		status = http.StatusMethodNotAllowed
@@ -371,6 +371,12 @@ func (b *Broker) createPartitioned(ctx context.Context, w http.ResponseWriter, r
 	if t.IsPartition() {
 		return httpErr(http.StatusBadRequest, "%s is a partition name; partitioned topics cannot be nested", t)
 	}
+	if err := tenants.CheckRange("number of partitions", int64(n), 1, tenants.MaxPartitions, ""); err != nil {
+		return err
+	}
+	if err := b.checkTopicLimit(ctx, t.NamespaceName(), n); err != nil {
+		return err
+	}
 	if ok, err := b.topicExists(ctx, t); err != nil {
 		return err
 	} else if ok {
@@ -557,6 +563,9 @@ func (b *Broker) createSubscription(ctx context.Context, w http.ResponseWriter, 
 	initial := managed.Latest
 	if id != nil && id.LedgerID == -1 {
 		initial = managed.Earliest
+	}
+	if err := tp.checkSubscriptionLimit(); err != nil {
+		return err
 	}
 	c, err := tp.ml.OpenCursor(ctx, name, initial)
 	if err != nil {

@@ -99,17 +99,18 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		}
 		out.Publishers = append(out.Publishers, ps)
 	}
-	subs := make([]*Subscription, 0, len(t.mu.subs))
-	for _, s := range t.mu.subs {
-		subs = append(subs, s)
-	}
+	subs := t.allSubsLocked() // readers too, as Pulsar's non-durable subscriptions
 	t.mu.Unlock()
 	backlogs := map[string]int64{}
 	for _, c := range ms.Cursors {
 		backlogs[c.Name] = c.Backlog
 	}
 	for _, s := range subs {
-		ss := subscriptionStats{IsDurable: s.durable, MsgBacklog: backlogs[s.name], Consumers: []consumerStats{}}
+		backlog, ok := backlogs[s.name]
+		if !s.durable || !ok {
+			backlog = s.cursor.Backlog()
+		}
+		ss := subscriptionStats{IsDurable: s.durable, MsgBacklog: backlog, Consumers: []consumerStats{}}
 		s.mu.Lock()
 		ss.Type = subTypeName(s.mu.subType)
 		for _, c := range s.mu.consumers {

@@ -58,6 +58,7 @@ type Broker struct {
 
 	own   *ownership
 	authz *auth.Authorizer
+	pub   *publishBuffer // bytes of sends held (MaxMessagePublishBufferBytes)
 
 	// adminClient calls other brokers' admin API (partitioned topics).
 	adminClientOnce sync.Once
@@ -90,7 +91,7 @@ func New(opts Options) (*Broker, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, log: opts.Logger, md: opts.Metadata}
+	b := &Broker{opts: opts, log: opts.Logger, md: opts.Metadata, pub: newPublishBuffer(opts.MaxMessagePublishBufferBytes)}
 	var err error
 	if opts.Offload.Store != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), offloadCheckTimeout)
@@ -176,6 +177,7 @@ func (b *Broker) Start() error {
 		grpc.MaxSendMsgSize(b.opts.MaxMessageSize + (1 << 20)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.MaxConcurrentStreams(uint32(b.opts.MaxConcurrentStreamsPerConnection)),
 		grpc.ChainUnaryInterceptor(b.unaryAuth),
 		grpc.ChainStreamInterceptor(b.streamAuth),
 		grpcbuf.ServerOption(),
@@ -187,7 +189,10 @@ func (b *Broker) Start() error {
 	clientpb.RegisterBrokerServer(b.grpcSrv, &service{b: b})
 	mux := b.httpHandler()
 	b.httpRoutes = mux.routes
-	b.httpSrv = &http.Server{Handler: b.requireClientCert(mux), ReadHeaderTimeout: 10 * time.Second}
+	// Slow or idle clients are not held forever (admin requests and
+	// responses are small; nothing streams).
+	b.httpSrv = &http.Server{Handler: b.requireClientCert(mux), ReadHeaderTimeout: min(10*time.Second, b.opts.HTTPReadTimeout),
+		ReadTimeout: b.opts.HTTPReadTimeout, WriteTimeout: 2 * time.Minute, IdleTimeout: b.opts.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
 	httpLis := b.httpLis
 	if b.opts.TLS != nil {
 		httpLis = tls.NewListener(httpLis, b.httpTLS())

@@ -32,6 +32,16 @@ type Consumer struct {
 
 var consumerSeq atomic.Uint64
 
+// canTake reports whether the consumer may be sent an entry now: it has
+// permits and its outbox is not full. The subscription's mu must be held.
+func (c *Consumer) canTake() bool { return c.permits > 0 && !c.out.full() }
+
+// responseSize is what a reply to a consumer holds in its outbox: the entry
+// of a message, plus a small allowance for the envelope and other replies.
+func responseSize(r *clientpb.ConsumeResponse) int {
+	return len(r.GetMessage().GetEntry()) + 64
+}
+
 // deliver queues one entry for the consumer. s.mu must be held.
 func (c *Consumer) deliver(pos managed.Position, entry []byte, n int, redeliveries uint32) {
 	t := c.sub.t
@@ -68,6 +78,9 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role str
 			initial := managed.Latest
 			if req.InitialPosition == clientpb.InitialPosition_EARLIEST {
 				initial = managed.Earliest
+			}
+			if err := t.checkSubscriptionLimit(); err != nil {
+				return nil, nil, err
 			}
 			cur, err := t.ml.OpenCursor(ctx, req.Subscription, initial)
 			if err != nil {
@@ -108,7 +121,7 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role str
 		return nil, nil, err
 	}
 	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel, role: role, since: time.Now(),
-		out: newOutbox[*clientpb.ConsumeResponse](), killed: make(chan error, 1)}
+		out: newBoundedOutbox(t.b.opts.MaxConsumerOutboxBytes, responseSize, sub.signal), killed: make(chan error, 1)}
 	if c.name == "" {
 		c.name = fmt.Sprintf("consumer-%d", c.id)
 	}

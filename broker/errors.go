@@ -55,7 +55,7 @@ func serverError(err error) clientpb.ServerError {
 		return clientpb.ServerError_CONSUMER_BUSY
 	case errors.Is(err, ErrProducerBusy):
 		return clientpb.ServerError_PRODUCER_BUSY
-	case errors.Is(err, ErrNotAllowed):
+	case errors.Is(err, ErrNotAllowed), errors.Is(err, ErrTooManySubscriptions), errors.Is(err, ErrTooManyTopics):
 		return clientpb.ServerError_NOT_ALLOWED
 	case errors.Is(err, ErrNotOwner), errors.Is(err, ErrTopicClosed), errors.Is(err, managed.ErrFenced), errors.Is(err, managed.ErrClosed):
 		return clientpb.ServerError_TOPIC_MOVED

@@ -71,6 +71,43 @@ type Options struct {
 	// snapshotted every this many entries; default 1000.
 	DeduplicationSnapshotInterval int
 
+	// Limits bound what clients can make the broker hold (docs/security.md,
+	// "Limits").
+	//
+	// MaxConsumerOutboxBytes: bytes of entries queued for one consumer;
+	// the dispatcher sends it nothing more until they drain, whatever
+	// permits it granted. Default 2 MiB (an entry larger than that still
+	// goes out alone).
+	MaxConsumerOutboxBytes int64
+	// MaxPendingPublishRequestsPerProducer: sends of one producer the broker
+	// holds (received, not yet answered); beyond it the broker stops reading
+	// the producer's stream until some complete, and gRPC flow control
+	// pushes back on the client. Pulsar's
+	// maxPendingPublishRequestsPerConnection, per producer here. Default 1,000.
+	MaxPendingPublishRequestsPerProducer int
+	// MaxMessagePublishBufferBytes: bytes of sends held across the broker
+	// (Pulsar's maxMessagePublishBufferSizeInMB); beyond it every producer
+	// stream waits. Default 256 MiB.
+	MaxMessagePublishBufferBytes int64
+	// MaxConcurrentStreamsPerConnection: producers, consumers and readers
+	// one client connection may have open at once (HTTP/2's
+	// MAX_CONCURRENT_STREAMS); default 1,000.
+	MaxConcurrentStreamsPerConnection int
+	// MaxProducersPerTopic, MaxConsumersPerTopic,
+	// MaxConsumersPerSubscription, MaxSubscriptionsPerTopic and
+	// MaxTopicsPerNamespace apply to namespaces without the policy of that
+	// name (Pulsar's broker.conf settings); 0 means unlimited.
+	MaxProducersPerTopic, MaxConsumersPerTopic, MaxConsumersPerSubscription int
+	MaxSubscriptionsPerTopic, MaxTopicsPerNamespace                         int
+	// TopicIdleTimeout: a loaded topic with no producer, consumer, reader or
+	// subscription for this long is unloaded, freeing what it holds (it
+	// loads again on next use); default 10 min.
+	TopicIdleTimeout time.Duration
+	// HTTPReadTimeout bounds reading an HTTP request, headers and body
+	// (slow clients are not held); HTTPIdleTimeout closes idle keep-alive
+	// connections. Defaults 1 min and 2 min.
+	HTTPReadTimeout, HTTPIdleTimeout time.Duration
+
 	// Offload configures tiered storage; disabled while Offload.Store is nil.
 	Offload OffloadOptions
 
@@ -134,6 +171,27 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.DispatchBatch <= 0 {
 		o.DispatchBatch = 100
+	}
+	if o.MaxConsumerOutboxBytes <= 0 {
+		o.MaxConsumerOutboxBytes = 2 << 20
+	}
+	if o.MaxPendingPublishRequestsPerProducer <= 0 {
+		o.MaxPendingPublishRequestsPerProducer = 1000
+	}
+	if o.MaxMessagePublishBufferBytes <= 0 {
+		o.MaxMessagePublishBufferBytes = 256 << 20
+	}
+	if o.MaxConcurrentStreamsPerConnection <= 0 {
+		o.MaxConcurrentStreamsPerConnection = 1000
+	}
+	if o.HTTPReadTimeout <= 0 {
+		o.HTTPReadTimeout = time.Minute
+	}
+	if o.HTTPIdleTimeout <= 0 {
+		o.HTTPIdleTimeout = 2 * time.Minute
+	}
+	if o.TopicIdleTimeout <= 0 {
+		o.TopicIdleTimeout = 10 * time.Minute
 	}
 	if o.PolicyCheckInterval <= 0 {
 		o.PolicyCheckInterval = 10 * time.Second

@@ -11,8 +11,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/internal/units"
 	"github.com/strata-mq/strata/ledger/managed"
+	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 )
 
@@ -24,6 +26,10 @@ var (
 	// max-consumers limit is reached.
 	ErrTooManyProducers = errors.New("broker: too many producers")
 	ErrTooManyConsumers = errors.New("broker: too many consumers")
+	// ErrTooManySubscriptions / ErrTooManyTopics: a max-subscriptions-per-
+	// topic or max-topics-per-namespace limit is reached.
+	ErrTooManySubscriptions = errors.New("broker: too many subscriptions")
+	ErrTooManyTopics        = errors.New("broker: too many topics")
 )
 
 // policyState is what a topic derives from its namespace policies on each
@@ -285,33 +291,113 @@ func waitN(ctx context.Context, l *rate.Limiter, n int) error {
 }
 
 // checkLimits enforces max producers/consumers per topic and subscription.
+// limit returns a namespace's limit, or the broker's default when the
+// namespace does not set it (0: unlimited).
+func limit(policy *int, brokerDefault int) int {
+	if policy != nil {
+		return *policy
+	}
+	return brokerDefault
+}
+
 func (t *Topic) checkProducerLimit() error {
-	p := t.policies()
-	if m := p.MaxProducersPerTopic; m != nil && *m > 0 {
+	o := &t.b.opts
+	if m := limit(t.policies().MaxProducersPerTopic, o.MaxProducersPerTopic); m > 0 {
 		t.mu.Lock()
 		n := len(t.mu.producers)
 		t.mu.Unlock()
-		if n >= *m {
-			return fmt.Errorf("%w: %s reached its limit of %d producers", ErrTooManyProducers, t.name, *m)
+		if n >= m {
+			return fmt.Errorf("%w: %s reached its limit of %d producers", ErrTooManyProducers, t.name, m)
 		}
 	}
 	return nil
 }
 
 func (t *Topic) checkConsumerLimit(s *Subscription) error {
-	p := t.policies()
-	if m := p.MaxConsumersPerTopic; m != nil && *m > 0 {
-		if _, nc, _ := t.counts(); nc >= *m {
-			return fmt.Errorf("%w: %s reached its limit of %d consumers", ErrTooManyConsumers, t.name, *m)
+	p, o := t.policies(), &t.b.opts
+	if m := limit(p.MaxConsumersPerTopic, o.MaxConsumersPerTopic); m > 0 {
+		if _, nc, _ := t.counts(); nc >= m {
+			return fmt.Errorf("%w: %s reached its limit of %d consumers", ErrTooManyConsumers, t.name, m)
 		}
 	}
-	if m := p.MaxConsumersPerSubscription; m != nil && *m > 0 && s != nil {
+	if m := limit(p.MaxConsumersPerSubscription, o.MaxConsumersPerSubscription); m > 0 && s != nil {
 		s.mu.Lock()
 		n := len(s.mu.consumers)
 		s.mu.Unlock()
-		if n >= *m {
-			return fmt.Errorf("%w: subscription %s reached its limit of %d consumers", ErrTooManyConsumers, s.name, *m)
+		if n >= m {
+			return fmt.Errorf("%w: subscription %s reached its limit of %d consumers", ErrTooManyConsumers, s.name, m)
 		}
+	}
+	return nil
+}
+
+// idleFor returns how long the topic has had no producer, consumer, reader
+// or subscription (0 while it has one).
+func (t *Topic) idleFor() time.Duration {
+	p, c, s := t.counts()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p+c+s+len(t.mu.readers) > 0 {
+		t.mu.idleSince = time.Time{}
+		return 0
+	}
+	if t.mu.idleSince.IsZero() {
+		t.mu.idleSince = time.Now()
+	}
+	return time.Since(t.mu.idleSince)
+}
+
+// checkSubscriptionLimit refuses a new durable subscription beyond the
+// topic's limit.
+func (t *Topic) checkSubscriptionLimit() error {
+	if m := limit(t.policies().MaxSubscriptionsPerTopic, t.b.opts.MaxSubscriptionsPerTopic); m > 0 {
+		t.mu.Lock()
+		n := len(t.mu.subs)
+		t.mu.Unlock()
+		if n >= m {
+			return fmt.Errorf("%w: %s reached its limit of %d subscriptions", ErrTooManySubscriptions, t.name, m)
+		}
+	}
+	return nil
+}
+
+// checkTopicLimit refuses creating n more topics in ns beyond its limit: a
+// topic counts once its log exists, a partitioned topic counts its
+// partitions.
+func (b *Broker) checkTopicLimit(ctx context.Context, ns naming.Namespace, n int) error {
+	p, err := b.policies(ns)
+	if err != nil {
+		return err
+	}
+	m := limit(p.MaxTopicsPerNamespace, b.opts.MaxTopicsPerNamespace)
+	if m <= 0 {
+		return nil
+	}
+	kvs, err := metadata.ListAll(ctx, b.md, metadata.ManagedLedgersPrefix+ns.String()+"/", true)
+	if err != nil {
+		return err
+	}
+	topics := make(map[string]bool, len(kvs))
+	for _, kv := range kvs {
+		topics[kv.Key[len(metadata.ManagedLedgersPrefix):]] = true
+	}
+	parts, err := b.cfg.ListPartitionedTopics(ctx, ns)
+	if err != nil {
+		return err
+	}
+	for _, pt := range parts {
+		t, err := naming.ParseTopic(pt)
+		if err != nil {
+			continue
+		}
+		if pm, err := b.cfg.GetPartitionedTopic(ctx, t); err == nil {
+			for i := range pm.Partitions {
+				topics[t.Partition(i).Path()] = true
+			}
+		}
+	}
+	if len(topics)+n > m {
+		return fmt.Errorf("%w: namespace %s has %d of its %d topics", ErrTooManyTopics, ns, len(topics), m)
 	}
 	return nil
 }
@@ -328,7 +414,13 @@ func (b *Broker) maintenanceLoop() {
 		}
 		for _, tp := range b.loadedTopics() {
 			ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-			tp.maintain(ctx)
+			if tp.idleFor() >= b.opts.TopicIdleTimeout {
+				if err := tp.close(ctx, fmt.Errorf("%w: idle for %v", ErrTopicClosed, b.opts.TopicIdleTimeout)); err != nil {
+					tp.log.Warn("unloading idle topic", "err", err)
+				}
+			} else {
+				tp.maintain(ctx)
+			}
 			cancel()
 		}
 	}

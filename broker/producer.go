@@ -19,7 +19,8 @@ type Producer struct {
 	role   string // authenticated role, re-checked when permissions change
 	since  time.Time
 	out    *outbox[*clientpb.ProduceResponse]
-	killed chan error // server-side close: the stream ends with this error
+	killed chan error    // server-side close: the stream ends with this error
+	room   chan struct{} // signalled when pending sends complete
 
 	// Receipts and send errors leave in send order: every send takes a slot
 	// and replies are released from the head as slots complete.
@@ -37,6 +38,7 @@ type Producer struct {
 type sendSlot struct {
 	done bool
 	resp *clientpb.ProduceResponse
+	size int64 // bytes held in the broker's publish buffer
 }
 
 var producerSeq atomic.Int64
@@ -59,7 +61,8 @@ func (t *Topic) addProducer(open *clientpb.ProducerOpen, role string) (*Producer
 	if name == "" {
 		name = fmt.Sprintf("%s-%s-%d", t.b.opts.Cluster, t.b.id, producerSeq.Add(1))
 	}
-	p := &Producer{t: t, name: name, role: role, since: time.Now(), out: newOutbox[*clientpb.ProduceResponse](), killed: make(chan error, 1)}
+	p := &Producer{t: t, name: name, role: role, since: time.Now(), out: newOutbox[*clientpb.ProduceResponse](),
+		killed: make(chan error, 1), room: make(chan struct{}, 1)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.mu.closed {
@@ -100,7 +103,8 @@ func (p *Producer) kill(err error) {
 // send appends one entry (or, with admitErr, fails it). The reply is
 // queued in send order.
 func (p *Producer) send(s *clientpb.Send, admitErr error) {
-	slot := &sendSlot{}
+	slot := &sendSlot{size: int64(len(s.Entry))}
+	p.t.b.pub.add(slot.size)
 	p.mu.Lock()
 	p.mu.slots = append(p.mu.slots, slot)
 	p.mu.Unlock()
@@ -190,7 +194,24 @@ func (p *Producer) complete(slot *sendSlot, resp *clientpb.ProduceResponse) {
 	for ; i < len(p.mu.slots) && p.mu.slots[i].done; i++ {
 		p.out.push(p.mu.slots[i].resp)
 		p.pending.Add(-1)
+		p.t.b.pub.release(p.mu.slots[i].size)
 	}
 	clear(p.mu.slots[:i])
 	p.mu.slots = p.mu.slots[i:]
+	if i > 0 {
+		select {
+		case p.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readyForSend returns nil when the producer may take its next send, else a
+// channel to wait on: it has MaxPendingPublishRequestsPerProducer sends
+// pending, or the broker's publish buffer is full.
+func (p *Producer) readyForSend() <-chan struct{} {
+	if p.pending.Load() >= int64(p.t.b.opts.MaxPendingPublishRequestsPerProducer) {
+		return p.room
+	}
+	return p.t.b.pub.full()
 }

@@ -93,8 +93,10 @@ func (s *service) LastMessageId(ctx context.Context, req *clientpb.LastMessageId
 }
 
 // recvLoop reads a stream in a goroutine so the handler can also react to
-// server-side closes.
-func recvLoop[T any](recv func() (T, error)) (<-chan T, <-chan error) {
+// server-side closes. The goroutine ends with the stream's context (the
+// handler returned): it never stays blocked handing over a request nobody
+// takes.
+func recvLoop[T any](ctx context.Context, recv func() (T, error)) (<-chan T, <-chan error) {
 	ch := make(chan T)
 	errc := make(chan error, 1)
 	go func() {
@@ -104,7 +106,11 @@ func recvLoop[T any](recv func() (T, error)) (<-chan T, <-chan error) {
 				errc <- err
 				return
 			}
-			ch <- v
+			select {
+			case ch <- v:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	return ch, errc
@@ -146,10 +152,18 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 	defer close(done)
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- p.out.run(done, stream.Send) }()
-	reqs, recvErr := recvLoop(stream.Recv)
+	reqs, recvErr := recvLoop(ctx, stream.Recv)
 	for {
+		// While the producer has its share of sends pending, or the broker
+		// its publish buffer full, the next send is not read: gRPC flow
+		// control then stops the client.
+		next, room := reqs, p.readyForSend()
+		if room != nil {
+			next = nil
+		}
 		select {
-		case req := <-reqs:
+		case <-room:
+		case req := <-next:
 			send := req.GetSend()
 			if send == nil {
 				return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "unexpected command on a produce stream")
@@ -214,7 +228,7 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 	defer close(done)
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- c.out.run(done, stream.Send) }()
-	reqs, recvErr := recvLoop(stream.Recv)
+	reqs, recvErr := recvLoop(ctx, stream.Recv)
 	result := func(id uint64, err error) {
 		r := &clientpb.CommandResult{RequestId: id}
 		if err != nil {
@@ -223,8 +237,15 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 		c.out.push(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Result{Result: r}})
 	}
 	for {
+		// A client that sends requests without reading the answers stops
+		// being read once its outbox is twice over its bound.
+		next, room := reqs, c.out.overloaded()
+		if room != nil {
+			next = nil
+		}
 		select {
-		case req := <-reqs:
+		case <-room:
+		case req := <-next:
 			switch cmd := req.Cmd.(type) {
 			case *clientpb.ConsumeRequest_Flow:
 				sub.flow(c, cmd.Flow.Permits)

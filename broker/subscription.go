@@ -189,20 +189,37 @@ func (s *Subscription) close(cause error) {
 	}
 }
 
-// permitsLocked returns the permits of the consumers entries may go to.
-func (s *Subscription) permitsLocked() int64 {
+// takersLocked returns the consumers entries may go to now: with permits
+// and room in their outbox (a consumer that does not read its stream stops
+// getting entries once its outbox holds MaxConsumerOutboxBytes, whatever
+// permits it granted). s.mu must be held.
+func (s *Subscription) takersLocked() []*Consumer {
+	var cs []*Consumer
 	switch s.mu.subType {
 	case clientpb.SubscriptionType_EXCLUSIVE, clientpb.SubscriptionType_FAILOVER:
-		if s.mu.active == nil {
-			return 0
+		if s.mu.active != nil {
+			cs = []*Consumer{s.mu.active}
 		}
-		return max(s.mu.active.permits, 0)
+	default:
+		cs = s.mu.consumers
 	}
-	var n int64
-	for _, c := range s.mu.consumers {
-		n += max(c.permits, 0)
+	out := cs[:0:0]
+	for _, c := range cs {
+		if c.canTake() {
+			out = append(out, c)
+		}
 	}
-	return n
+	return out
+}
+
+// budgetLocked returns the permits and the outbox room (bytes) of the
+// consumers entries may go to now. s.mu must be held.
+func (s *Subscription) budgetLocked() (permits, room int64) {
+	for _, c := range s.takersLocked() {
+		permits += c.permits
+		room += c.out.room()
+	}
+	return permits, room
 }
 
 // dispatch sends what it can: first entries to redeliver, then new ones.
@@ -215,12 +232,13 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 		return false, false
 	}
 	s.mu.nextDue = s.releaseDueLocked(time.Now())
-	permits := s.permitsLocked()
+	permits, room := s.budgetLocked()
 	if permits <= 0 {
 		s.mu.Unlock()
 		return false, false
 	}
 	batch := int(min(permits, int64(s.t.b.opts.DispatchBatch)))
+	readBytes := min(room, 8<<20)
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(s.stopped, 30*time.Second) // stopping interrupts a wait on the dispatch rate
@@ -242,7 +260,7 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 	if replayFull {
 		return false, false
 	}
-	entries, err := s.cursor.Read(ctx, batch, 8<<20)
+	entries, err := s.cursor.Read(ctx, batch, readBytes)
 	if err != nil {
 		if !errors.Is(err, managed.ErrClosed) {
 			s.mu.Lock()
@@ -378,7 +396,7 @@ func (s *Subscription) sendLocked(it replayItem, entry []byte, md *pulsarpb.Mess
 func (s *Subscription) pickLocked(it replayItem) *Consumer {
 	switch s.mu.subType {
 	case clientpb.SubscriptionType_EXCLUSIVE, clientpb.SubscriptionType_FAILOVER:
-		if c := s.mu.active; c != nil && c.permits > 0 {
+		if c := s.mu.active; c != nil && c.canTake() {
 			return c
 		}
 		return nil
@@ -386,7 +404,7 @@ func (s *Subscription) pickLocked(it replayItem) *Consumer {
 		n := len(s.mu.consumers)
 		for i := 0; i < n; i++ {
 			c := s.mu.consumers[(s.mu.rr+i)%n]
-			if c.permits > 0 {
+			if c.canTake() {
 				s.mu.rr = (s.mu.rr + i + 1) % n
 				return c
 			}
@@ -394,7 +412,7 @@ func (s *Subscription) pickLocked(it replayItem) *Consumer {
 		return nil
 	case clientpb.SubscriptionType_KEY_SHARED:
 		c := s.ringLookupLocked(it.key)
-		if c == nil || c.permits <= 0 {
+		if c == nil || !c.canTake() {
 			return nil
 		}
 		if f := s.mu.flights[it.key]; f != nil && f.count > 0 && f.c != c {

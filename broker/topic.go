@@ -35,6 +35,7 @@ type Topic struct {
 		subs      map[string]*Subscription // durable
 		readers   map[*Subscription]bool   // non-durable, one per reader
 		closed    bool
+		idleSince time.Time // last seen without producers, consumers or subscriptions
 	}
 }
 
@@ -152,6 +153,15 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 		e, qw, qa = pp.BookkeeperEnsemble, pp.BookkeeperWriteQuorum, pp.BookkeeperAckQuorum
 	}
 	ns := name.NamespaceName()
+	if !name.IsPartition() {
+		if ok, err := b.topicExists(ctx, name); err != nil {
+			return nil, err
+		} else if !ok {
+			if err := b.checkTopicLimit(ctx, ns, 1); err != nil {
+				return nil, err
+			}
+		}
+	}
 	t.ml, err = managed.Open(ctx, name.Path(), managed.Options{
 		Ledgers: b.ledgers, Metadata: b.md,
 		EnsembleSize: e, WriteQuorum: qw, AckQuorum: qa,
@@ -178,6 +188,7 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 		return nil, fmt.Errorf("load topic %s: %w", name, err)
 	}
 	t.enforce(ctx, pol) // rates and quotas from the start
+	t.mu.idleSince = time.Now()
 	t.log.Info("topic loaded", "subscriptions", len(t.mu.subs))
 	return t, nil
 }

@@ -20,6 +20,8 @@ func (h *AdminHandler) policyRoutes() {
 	ptrPolicy(h, "/maxProducersPerTopic", http.MethodPost, func(p *Policies) **int { return &p.MaxProducersPerTopic })
 	ptrPolicy(h, "/maxConsumersPerTopic", http.MethodPost, func(p *Policies) **int { return &p.MaxConsumersPerTopic })
 	ptrPolicy(h, "/maxConsumersPerSubscription", http.MethodPost, func(p *Policies) **int { return &p.MaxConsumersPerSubscription })
+	ptrPolicy(h, "/maxSubscriptionsPerTopic", http.MethodPost, func(p *Policies) **int { return &p.MaxSubscriptionsPerTopic })
+	ptrPolicy(h, "/maxTopicsPerNamespace", http.MethodPost, func(p *Policies) **int { return &p.MaxTopicsPerNamespace })
 
 	clusterPolicy(h, "/publishRate", func(p *Policies) *map[string]PublishRate { return &p.PublishMaxMessageRate })
 	clusterPolicy(h, "/dispatchRate", func(p *Policies) *map[string]DispatchRate { return &p.TopicDispatchRate })

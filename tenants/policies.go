@@ -200,6 +200,12 @@ type Policies struct {
 	// MaxConsumersPerSubscription limits consumers per subscription; 0
 	// means unlimited.
 	MaxConsumersPerSubscription *int `json:"max_consumers_per_subscription,omitempty"`
+	// MaxSubscriptionsPerTopic limits durable subscriptions per topic; 0
+	// means unlimited.
+	MaxSubscriptionsPerTopic *int `json:"max_subscriptions_per_topic,omitempty"`
+	// MaxTopicsPerNamespace limits the topics of the namespace (a
+	// partitioned topic counts its partitions); 0 means unlimited.
+	MaxTopicsPerNamespace *int `json:"max_topics_per_namespace,omitempty"`
 	// CompactionThreshold triggers compaction above this backlog size in
 	// bytes; 0 disables it (stored, not enforced yet).
 	CompactionThreshold *int64 `json:"compaction_threshold,omitempty"`
@@ -315,6 +321,8 @@ func (p Policies) Clone() Policies {
 	c.MaxProducersPerTopic = clonePtr(p.MaxProducersPerTopic)
 	c.MaxConsumersPerTopic = clonePtr(p.MaxConsumersPerTopic)
 	c.MaxConsumersPerSubscription = clonePtr(p.MaxConsumersPerSubscription)
+	c.MaxSubscriptionsPerTopic = clonePtr(p.MaxSubscriptionsPerTopic)
+	c.MaxTopicsPerNamespace = clonePtr(p.MaxTopicsPerNamespace)
 	c.CompactionThreshold = clonePtr(p.CompactionThreshold)
 	c.OffloadThreshold = clonePtr(p.OffloadThreshold)
 	c.OffloadThresholdInSeconds = clonePtr(p.OffloadThresholdInSeconds)

@@ -258,6 +258,8 @@ func (p *Policies) Validate() error {
 		{"max_producers_per_topic", intPtr64(p.MaxProducersPerTopic), 0, math.MaxInt32, "0 means unlimited"},
 		{"max_consumers_per_topic", intPtr64(p.MaxConsumersPerTopic), 0, math.MaxInt32, "0 means unlimited"},
 		{"max_consumers_per_subscription", intPtr64(p.MaxConsumersPerSubscription), 0, math.MaxInt32, "0 means unlimited"},
+		{"max_subscriptions_per_topic", intPtr64(p.MaxSubscriptionsPerTopic), 0, math.MaxInt32, "0 means unlimited"},
+		{"max_topics_per_namespace", intPtr64(p.MaxTopicsPerNamespace), 0, math.MaxInt32, "0 means unlimited"},
 		{"compaction_threshold", p.CompactionThreshold, 0, math.MaxInt64, "bytes; 0 disables compaction"},
 		{"offload_threshold", p.OffloadThreshold, -1, math.MaxInt64, "bytes; -1 disables offload"},
 		{"offload_threshold_in_seconds", p.OffloadThresholdInSeconds, -1, MaxDurationSeconds, "-1 disables offload"},

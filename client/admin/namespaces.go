@@ -352,6 +352,36 @@ func (r *Namespaces) RemoveMaxProducersPerTopic(ctx context.Context, ns string) 
 	return r.send(ctx, http.MethodDelete, ns, "/maxProducersPerTopic", nil)
 }
 
+// SetMaxSubscriptionsPerTopic limits durable subscriptions per topic (0: unlimited).
+func (r *Namespaces) SetMaxSubscriptionsPerTopic(ctx context.Context, ns string, n int) error {
+	return r.send(ctx, http.MethodPost, ns, "/maxSubscriptionsPerTopic", n)
+}
+
+// GetMaxSubscriptionsPerTopic returns the limit, nil when not set.
+func (r *Namespaces) GetMaxSubscriptionsPerTopic(ctx context.Context, ns string) (*int, error) {
+	return getOpt[int](ctx, r, ns, "/maxSubscriptionsPerTopic")
+}
+
+// RemoveMaxSubscriptionsPerTopic unsets the limit.
+func (r *Namespaces) RemoveMaxSubscriptionsPerTopic(ctx context.Context, ns string) error {
+	return r.send(ctx, http.MethodDelete, ns, "/maxSubscriptionsPerTopic", nil)
+}
+
+// SetMaxTopicsPerNamespace limits topics of the namespace (0: unlimited).
+func (r *Namespaces) SetMaxTopicsPerNamespace(ctx context.Context, ns string, n int) error {
+	return r.send(ctx, http.MethodPost, ns, "/maxTopicsPerNamespace", n)
+}
+
+// GetMaxTopicsPerNamespace returns the limit, nil when not set.
+func (r *Namespaces) GetMaxTopicsPerNamespace(ctx context.Context, ns string) (*int, error) {
+	return getOpt[int](ctx, r, ns, "/maxTopicsPerNamespace")
+}
+
+// RemoveMaxTopicsPerNamespace unsets the limit.
+func (r *Namespaces) RemoveMaxTopicsPerNamespace(ctx context.Context, ns string) error {
+	return r.send(ctx, http.MethodDelete, ns, "/maxTopicsPerNamespace", nil)
+}
+
 // SetMaxConsumersPerTopic limits consumers per topic (0: unlimited).
 func (r *Namespaces) SetMaxConsumersPerTopic(ctx context.Context, ns string, n int) error {
 	return r.send(ctx, http.MethodPost, ns, "/maxConsumersPerTopic", n)

@@ -64,6 +64,14 @@ func newAdminNamespacesCmd(a *adminConn) *cobra.Command {
 		func(x *adminCall) policyFuncs[int] {
 			return policyFuncs[int]{ns(x).SetMaxConsumersPerSubscription, ns(x).GetMaxConsumersPerSubscription, ns(x).RemoveMaxConsumersPerSubscription}
 		})...)
+	cmd.AddCommand(nsLimitCmds(a, "max-subscriptions-per-topic", "s", "durable subscriptions per topic",
+		func(x *adminCall) policyFuncs[int] {
+			return policyFuncs[int]{ns(x).SetMaxSubscriptionsPerTopic, ns(x).GetMaxSubscriptionsPerTopic, ns(x).RemoveMaxSubscriptionsPerTopic}
+		})...)
+	cmd.AddCommand(nsLimitCmds(a, "max-topics-per-namespace", "t", "topics of the namespace",
+		func(x *adminCall) policyFuncs[int] {
+			return policyFuncs[int]{ns(x).SetMaxTopicsPerNamespace, ns(x).GetMaxTopicsPerNamespace, ns(x).RemoveMaxTopicsPerNamespace}
+		})...)
 	return cmd
 }
 

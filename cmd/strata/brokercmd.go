@@ -102,6 +102,19 @@ func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
 	f.DurationVar(&o.RetentionCheckInterval, "retention-check-interval", 2*time.Minute, "how often consumed ledgers are trimmed")
 	f.DurationVar(&o.PolicyCheckInterval, "policy-check-interval", 10*time.Second, "how often message TTL, backlog quotas and rate limits are applied")
 	f.BoolVar(&o.DeduplicationEnabled, "broker-deduplication-enabled", false, "deduplicate producers' messages in namespaces that do not set it")
+	// Limits (docs/security.md, "Limits").
+	f.Int64Var(&o.MaxConsumerOutboxBytes, "max-consumer-outbox", 2<<20, "bytes queued for one consumer before the broker stops sending it entries, whatever its permits")
+	f.IntVar(&o.MaxPendingPublishRequestsPerProducer, "max-pending-publish-requests-per-producer", 1000, "sends of one producer held before its stream stops being read")
+	f.Int64Var(&o.MaxMessagePublishBufferBytes, "max-message-publish-buffer", 256<<20, "bytes of sends held across the broker before every producer stream waits")
+	f.IntVar(&o.MaxConcurrentStreamsPerConnection, "max-concurrent-streams-per-connection", 1000, "producers, consumers and readers one client connection may have open")
+	f.IntVar(&o.MaxProducersPerTopic, "max-producers-per-topic", 0, "producers per topic in namespaces that do not set it (0: unlimited)")
+	f.IntVar(&o.MaxConsumersPerTopic, "max-consumers-per-topic", 0, "consumers per topic in namespaces that do not set it (0: unlimited)")
+	f.IntVar(&o.MaxConsumersPerSubscription, "max-consumers-per-subscription", 0, "consumers per subscription in namespaces that do not set it (0: unlimited)")
+	f.IntVar(&o.MaxSubscriptionsPerTopic, "max-subscriptions-per-topic", 0, "durable subscriptions per topic in namespaces that do not set it (0: unlimited)")
+	f.IntVar(&o.MaxTopicsPerNamespace, "max-topics-per-namespace", 0, "topics per namespace in namespaces that do not set it (0: unlimited)")
+	f.DurationVar(&o.TopicIdleTimeout, "topic-idle-timeout", 10*time.Minute, "unload a topic with no producer, consumer, reader or subscription after this long")
+	f.DurationVar(&o.HTTPReadTimeout, "http-read-timeout", time.Minute, "time allowed to read an HTTP request (headers and body)")
+	f.DurationVar(&o.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "close idle HTTP keep-alive connections after this long")
 }
 
 func newBrokerCmd() *cobra.Command {
