@@ -115,6 +115,22 @@ func (b *Broker) adminMux() *routeMux {
 	mux.HandleFunc("DELETE "+tp+"/permissions/{role}", b.topicRoute(b.revokeTopicPermission, false))
 	mux.HandleFunc("GET /lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}", b.lookupREST)
 	mux.HandleFunc("/admin/v2/non-persistent/", func(w http.ResponseWriter, r *http.Request) {
+		// Who asks is checked first, as on every other path: an anonymous
+		// caller learns nothing about what this broker supports.
+		if _, err := b.roleHTTP(r); err != nil {
+			writeErr(w, err)
+			return
+		}
+		// Then names, as on the persistent paths: tenant, namespace, topic.
+		parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/admin/v2/non-persistent/"), "/", 4)
+		for i, validate := range []func(string) error{naming.ValidateTenant, naming.ValidateNamespaceLocal, naming.ValidateTopicLocal} {
+			if i < len(parts) && parts[i] != "" {
+				if err := validate(parts[i]); err != nil {
+					writeErr(w, err)
+					return
+				}
+			}
+		}
 		writeErr(w, httpErr(http.StatusNotImplemented, "non-persistent topics are not supported"))
 	})
 	// Not a route: the answer to paths that match none.

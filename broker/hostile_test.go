@@ -5,15 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/client/admin"
 	"github.com/strata-mq/strata/internal/naming"
@@ -23,6 +26,7 @@ import (
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
+	"github.com/strata-mq/strata/tenants/auth"
 )
 
 // TestPolicyOverflowExpiresNothing: durations and sizes so large that
@@ -253,5 +257,116 @@ func TestPoisonBatch(t *testing.T) {
 	}
 	if md, err := pulsarpb.DecodeMetadata(m.Payload); err != nil || md.GetNumMessagesInBatch() != 1<<31-1 {
 		t.Fatalf("the dead letter's payload is not the raw poison entry: %v", err)
+	}
+}
+
+// TestNamesAreCheckedEverywhere: names that would break what every tenant
+// shares are refused where they come in — a subscription or role that is
+// not UTF-8, a producer name with control characters, a name that reads as
+// a partition of another topic to a Pulsar client — and /metrics still
+// answers when such a name is already stored: a subscription named "%FF"
+// used to turn every scrape into a 500, for every tenant, across restarts.
+func TestNamesAreCheckedEverywhere(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	ctx := ctxT(t, time.Minute)
+	r := rest{t, c.Broker(0).B.HTTPURL()}
+	const tp = "/admin/v2/persistent/public/default/names"
+	r.want("PUT", tp, "", 204)
+	r.want("PUT", tp+"/subscription/%FF", "", 400, "UTF-8")
+	r.want("PUT", tp+"/subscription/ok%C3%A9", "", 204) // é: non-ASCII is fine
+	r.want("POST", "/admin/v2/namespaces/public/default/permissions/%FF", `["produce"]`, 400, "UTF-8")
+	r.want("POST", tp+"/permissions/%FF", `["produce"]`, 400, "UTF-8")
+
+	cl := newClient(t, c)
+	if _, err := cl.CreateProducer(ctx, "persistent://public/default/names", client.WithProducerName("bad\x01name")); err == nil || !strings.Contains(err.Error(), "control character") {
+		t.Fatalf("producer named with a control character: %v", err)
+	}
+	if _, err := cl.CreateProducer(ctx, "persistent://public/default/names", client.WithProducerName(strings.Repeat("p", tenants.MaxProducerNameLength+1))); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("producer name of %d bytes: %v", tenants.MaxProducerNameLength+1, err)
+	}
+
+	// "data-partition--1" next to the partitioned "data": refused on
+	// every path, not created as an ordinary topic.
+	r.want("PUT", "/admin/v2/persistent/public/default/data/partitions", "2", 204)
+	for _, name := range []string{"data-partition--1", "data-partition-01"} {
+		r.want("PUT", "/admin/v2/persistent/public/default/"+name, "", 400, "partition index")
+		if _, err := cl.CreateProducer(ctx, "persistent://public/default/"+name); err == nil || !strings.Contains(err.Error(), "partition index") {
+			t.Fatalf("producer on %s: %v", name, err)
+		}
+	}
+	if out := r.want("GET", "/admin/v2/persistent/public/default", "", 200); strings.Contains(out, "partition--1") || strings.Contains(out, "partition-01") {
+		t.Fatalf("topics listed: %s", out)
+	}
+
+	// A subscription stored before names were checked: its name is not
+	// UTF-8. The broker loads it, and /metrics answers with the name's bad
+	// bytes replaced.
+	good, err := c.Store.Get(ctx, metadata.CursorsPrefix+"public/default/names/ok\u00e9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Store.Create(ctx, metadata.CursorsPrefix+"public/default/names/\xff", good.Value); err != nil {
+		t.Fatal(err)
+	}
+	r.want("PUT", tp+"/unload", "", 204)
+	r.want("GET", tp+"/stats", "", 200)
+	metrics := r.want("GET", "/metrics", "", 200)
+	if !strings.Contains(metrics, "subscription=\"\uFFFD\"") {
+		t.Fatalf("metrics lack the stored subscription with its name repaired")
+	}
+}
+
+// TestMetricsNeedATokenWithAuthentication: with authentication on and
+// authorization off, /metrics (which names every tenant's topics) needs a
+// valid token like every other path but the probes, and so does the
+// non-persistent admin path that only answers "not supported". A token
+// whose exp claim is 0 expired in 1970.
+func TestMetricsNeedATokenWithAuthentication(t *testing.T) {
+	secret, err := auth.GenerateSecretKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorOptions{SecretKey: "data:;base64," + auth.EncodeSecretKey(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1, BrokerOptions: func(i int, o *broker.Options) {
+		o.Authentication = authn
+	}})
+	valid, err := auth.CreateToken(secret, auth.TokenOptions{Subject: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "app", "exp": 0}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("GET", c.Broker(0).B.HTTPURL()+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		path, token string
+		code        int
+	}{
+		{"/metrics", "", 401},
+		{"/metrics", epoch, 401},
+		{"/metrics", valid, 200},
+		{"/admin/v2/non-persistent/public/default/x/stats", "", 401},
+		{"/admin/v2/non-persistent/public/default/x/stats", valid, 501},
+		{"/healthz", "", 200},
+	} {
+		if code, body := get(tc.path, tc.token); code != tc.code {
+			t.Errorf("GET %s (token %t): %d %.100s, want %d", tc.path, tc.token != "", code, body, tc.code)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 
@@ -65,13 +66,16 @@ func (b *Broker) httpHandler() *routeMux {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	metrics := promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{})
+	// A series that cannot be gathered is left out, not the whole answer:
+	// one tenant's odd data never hides every tenant's metrics.
+	metrics := promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: slogPrinter{b.log}})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		// Metrics cover every tenant: with authorization on, only superusers
-		// (e.g. the Prometheus scraper's token) may read them.
-		if b.opts.AuthorizationEnabled {
+		// Metrics name every tenant's topics: with authentication on they
+		// need a token, with authorization on a superuser's (e.g. the
+		// Prometheus scraper's).
+		if b.opts.Authentication != nil {
 			role, err := b.roleHTTP(r)
-			if err == nil && !b.authz.IsSuperUser(role) {
+			if err == nil && b.opts.AuthorizationEnabled && !b.authz.IsSuperUser(role) {
 				err = fmt.Errorf("%w: metrics are readable by superusers only", tenants.ErrForbidden)
 			}
 			if err != nil {
@@ -97,3 +101,8 @@ func (b *Broker) httpHandler() *routeMux {
 	mux.routes = slices.Concat(mux.routes, admin.Routes(), topics.routes)
 	return mux
 }
+
+// slogPrinter logs promhttp's gathering errors.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics: " + fmt.Sprint(v...)) }

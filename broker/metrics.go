@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,7 +122,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			backlog += cs.Backlog
-			gauge(descSubBacklog, float64(cs.Backlog), cs.Name)
+			// Label values must be UTF-8; a subscription stored before
+			// names were checked is shown with replacement characters.
+			gauge(descSubBacklog, float64(cs.Backlog), strings.ToValidUTF8(cs.Name, "\uFFFD"))
 		}
 		gauge(descBacklog, float64(backlog))
 		np, nc, ns := t.counts()

@@ -547,3 +547,100 @@ func TestOffloadBrokerKilledMidOffload(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadEveryTopicName: a topic whose name the object store could not
+// hold as it is (longest allowed, leading '.') offloads and replays from
+// the store like any other; with tiered storage configured, such a topic
+// used to fail to load at all (its object keys were invalid).
+func TestOffloadEveryTopicName(t *testing.T) {
+	dir := t.TempDir()
+	store, err := offload.NewFSStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perLedger, n = 10, 35
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1, BrokerOptions: func(i int, o *broker.Options) {
+		o.MaxEntriesPerLedger = perLedger
+		o.RetentionCheckInterval = 100 * time.Millisecond
+		o.Offload = broker.OffloadOptions{Store: store, Driver: "filesystem", CheckInterval: 100 * time.Millisecond}
+	}})
+	ctx := ctxT(t, 3*time.Minute)
+	adm, err := admin.New(c.Broker(0).B.HTTPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.Namespaces().SetRetention(ctx, "public/default", tenants.RetentionPolicies{RetentionTimeInMinutes: -1, RetentionSizeInMB: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.Namespaces().SetOffloadDeletionLag(ctx, "public/default", 0); err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, c)
+	for _, local := range []string{strings.Repeat("n", 255), ".hidden", "..x"} {
+		topic := "persistent://public/default/" + local
+		t.Run(local[:min(len(local), 8)], func(t *testing.T) {
+			publishOffloadPayloads(t, ctx, cl, topic, n)
+			last, err := adm.Topics().LastMessageID(ctx, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := adm.Topics().Offload(ctx, topic, last); err != nil {
+				t.Fatal(err)
+			}
+			var offloaded []int64
+			testutil.WaitFor(t, time.Minute, func() error {
+				st, err := adm.Topics().OffloadStatus(ctx, topic)
+				if err != nil {
+					return err
+				}
+				if st.Status != admin.OffloadSuccess {
+					return fmt.Errorf("offload status %+v", st)
+				}
+				is, err := adm.Topics().InternalStats(ctx, topic)
+				if err != nil {
+					return err
+				}
+				offloaded = offloaded[:0]
+				for _, l := range is.Ledgers {
+					if l.Offloaded {
+						offloaded = append(offloaded, l.LedgerID)
+					}
+				}
+				if len(offloaded) != n/perLedger {
+					return fmt.Errorf("ledgers %+v, want %d offloaded", is.Ledgers, n/perLedger)
+				}
+				return nil
+			})
+			lc := c.LedgerClient()
+			testutil.WaitFor(t, time.Minute, func() error {
+				for _, id := range offloaded {
+					if _, err := lc.Metadata(ctx, id); !errors.Is(err, ledger.ErrNotFound) {
+						return fmt.Errorf("ledger %d still on bookies: %v", id, err)
+					}
+				}
+				return nil
+			})
+			rd, err := cl.CreateReader(ctx, topic, client.EarliestMessageID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			for i := 0; i < n; i++ {
+				m, err := rd.Next(ctx)
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if !bytes.Equal(m.Payload, offloadPayload(i)) {
+					t.Fatalf("message %d: %q, want %q", i, m.Payload, offloadPayload(i))
+				}
+			}
+		})
+	}
+	objs, err := store.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3 * 2 * (n / perLedger); len(objs) != want {
+		t.Fatalf("%d objects in the store, want %d", len(objs), want)
+	}
+}

@@ -112,7 +112,7 @@ type Options struct {
 	Offload OffloadOptions
 
 	// Authentication, when set, requires a valid JWT on every gRPC call
-	// and HTTP request except /healthz, /readyz and /metrics.
+	// and HTTP request except /healthz and /readyz.
 	Authentication *auth.Authenticator
 	// AuthorizationEnabled checks every operation against superuser roles,
 	// tenant admin roles and namespace/topic permissions.

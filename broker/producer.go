@@ -10,6 +10,7 @@ import (
 	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/ledger/managed"
+	"github.com/strata-mq/strata/tenants"
 )
 
 // Producer is one producer session on a topic.
@@ -45,6 +46,9 @@ var producerSeq atomic.Int64
 
 // addProducer registers a producer session.
 func (t *Topic) addProducer(open *clientpb.ProducerOpen, role string) (*Producer, error) {
+	if err := tenants.ValidateProducerName(open.ProducerName); err != nil {
+		return nil, err
+	}
 	if err := t.checkUsable(); err != nil {
 		return nil, err
 	}

@@ -92,8 +92,8 @@ func routeTable() map[string]routeCase {
 		"GET /healthz": {access: open},
 		"GET /readyz":  {access: open},
 		"GET /metrics": {access: superUser}, // it covers every tenant
-		// Non-persistent topics are not supported: 501 to anyone.
-		"/admin/v2/non-persistent/":                                    {access: open, rest: "{tenant}/{namespace}/{topic}/stats", want: 501},
+		// Non-persistent topics are not supported: 501 to anyone authenticated.
+		"/admin/v2/non-persistent/":                                    {access: anyRole, rest: "{tenant}/{namespace}/{topic}/stats", want: 501},
 		"GET /lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}": {access: lookupRole},
 
 		"GET /admin/v2/clusters": {access: anyRole},

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/strata-mq/strata/internal/s3test"
@@ -327,5 +328,38 @@ func TestObjectKeys(t *testing.T) {
 	}
 	if err := ValidateKey("offload/public/default/orders/42-0f8e-index"); err != nil {
 		t.Errorf("valid key: %v", err)
+	}
+}
+
+// Every name Strata accepts has object keys: parts a filesystem or S3 key
+// cannot hold as they are (a leading '.', more than 200 bytes) are hashed,
+// distinct parts get distinct segments, and the tenant and namespace
+// prefixes still cover their topics.
+func TestObjectKeysForEveryName(t *testing.T) {
+	long := strings.Repeat("t", 255)
+	names := []string{"public/default/.hidden", "public/default/..", "public/default/" + long,
+		"public/default/" + long[:254] + "u", ".t/.ns/x", strings.Repeat("a", 255) + "/" + strings.Repeat("b", 255) + "/" + long}
+	seen := map[string]string{}
+	for _, n := range names {
+		d, i := ObjectKeys("offload", n, 7, "0f8e")
+		for _, k := range []string{d, i} {
+			if err := ValidateKey(k); err != nil {
+				t.Errorf("ObjectKeys(%q): %v", n, err)
+			}
+		}
+		if prev, dup := seen[d]; dup {
+			t.Errorf("%q and %q share key %q", prev, n, d)
+		}
+		seen[d] = n
+		parts := strings.Split(n, "/")
+		for j := 1; j <= len(parts); j++ {
+			if p := KeyPrefix("offload", strings.Join(parts[:j], "/")); !strings.HasPrefix(d, p) {
+				t.Errorf("key %q is not under the prefix %q of %q", d, p, strings.Join(parts[:j], "/"))
+			}
+		}
+	}
+	// Ordinary names keep readable keys.
+	if d, _ := ObjectKeys("", "public/default/"+long[:200], 1, "u"); d != "public/default/"+long[:200]+"/1-u" {
+		t.Errorf("200-byte part was hashed: %q", d)
 	}
 }

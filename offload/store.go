@@ -2,6 +2,8 @@ package offload
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -163,10 +165,25 @@ func KeyPrefix(prefix, path string) string {
 		b.WriteByte('/')
 	}
 	if p := strings.Trim(path, "/"); p != "" {
-		b.WriteString(p)
-		b.WriteByte('/')
+		for seg := range strings.SplitSeq(p, "/") {
+			b.WriteString(keySegment(seg))
+			b.WriteByte('/')
+		}
 	}
 	return b.String()
+}
+
+// keySegment returns the key segment for one part of a name. Every name
+// Strata accepts has a key: a part that starts with '.' (hidden, or a path
+// step, to a filesystem) or is longer than a key segment may be is replaced
+// by '~' and a hash of it — no name contains '~', so no two parts share a
+// segment.
+func keySegment(part string) string {
+	if part == "" || (part[0] != '.' && len(part) <= maxSegmentLen) {
+		return part
+	}
+	sum := sha256.Sum256([]byte(part))
+	return "~" + hex.EncodeToString(sum[:24])
 }
 
 // DeletePrefix deletes every object whose key starts with prefix and

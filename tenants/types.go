@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/strata-mq/strata/internal/naming"
 )
@@ -159,6 +160,9 @@ func ValidateRole(role string) error {
 	if len(role) > MaxRoleLength {
 		return errorf(ErrInvalid, "role name %.32q... is longer than %d bytes", role, MaxRoleLength)
 	}
+	if !utf8.ValidString(role) {
+		return errorf(ErrInvalid, "role name %q is not valid UTF-8", role)
+	}
 	for i := 0; i < len(role); i++ {
 		if c := role[i]; c < 0x20 || c == 0x7f {
 			return errorf(ErrInvalid, "role name %q has control character 0x%02x", role, c)
@@ -171,9 +175,9 @@ func ValidateRole(role string) error {
 const MaxSubscriptionLength = 1024
 
 // ValidateSubscription checks a subscription name: non-empty, at most
-// MaxSubscriptionLength bytes, not "." or "..", no '/' (it would nest the
-// cursor's metadata key) and no control characters. Any other character,
-// non-ASCII included, is allowed, as in Pulsar.
+// MaxSubscriptionLength bytes, valid UTF-8, not "." or "..", no '/' (it
+// would nest the cursor's metadata key) and no control characters. Any
+// other character, non-ASCII included, is allowed, as in Pulsar.
 func ValidateSubscription(name string) error {
 	switch {
 	case name == "":
@@ -182,6 +186,8 @@ func ValidateSubscription(name string) error {
 		return errorf(ErrInvalid, "subscription name %.32q... is longer than %d bytes", name, MaxSubscriptionLength)
 	case name == "." || name == "..":
 		return errorf(ErrInvalid, "subscription name %q is reserved", name)
+	case !utf8.ValidString(name):
+		return errorf(ErrInvalid, "subscription name %q is not valid UTF-8", name)
 	}
 	for i := 0; i < len(name); i++ {
 		switch c := name[i]; {
@@ -189,6 +195,28 @@ func ValidateSubscription(name string) error {
 			return errorf(ErrInvalid, "subscription name %q has '/' at byte %d", name, i)
 		case c < 0x20 || c == 0x7f:
 			return errorf(ErrInvalid, "subscription name %q has control character 0x%02x at byte %d", name, c, i)
+		}
+	}
+	return nil
+}
+
+// MaxProducerNameLength is the longest producer name accepted, in bytes.
+const MaxProducerNameLength = 1024
+
+// ValidateProducerName checks a producer name a client chose: at most
+// MaxProducerNameLength bytes of valid UTF-8 without control characters
+// (it appears in stats, logs and the deduplication state). Empty means
+// "let the broker choose".
+func ValidateProducerName(name string) error {
+	switch {
+	case len(name) > MaxProducerNameLength:
+		return errorf(ErrInvalid, "producer name %.32q... is longer than %d bytes", name, MaxProducerNameLength)
+	case !utf8.ValidString(name):
+		return errorf(ErrInvalid, "producer name %q is not valid UTF-8", name)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f {
+			return errorf(ErrInvalid, "producer name %q has control character 0x%02x at byte %d", name, c, i)
 		}
 	}
 	return nil

@@ -653,6 +653,13 @@ func checkAuthTLS(t *testing.T, m *manifest, _ map[string]any) {
 		if n != 1 {
 			t.Errorf("ServiceMonitor %s matches %d Services with port %s, want 1", name, n, sm.Spec.Endpoints[0].Port)
 		}
+		// Brokers answer /metrics only with a token when authentication is on.
+		bt := sm.Spec.Endpoints[0].BearerTokenSecret
+		if broker := name == fullname+"-broker"; broker && (bt == nil || bt.Name != "strata-scraper-token" || bt.Key != "token") {
+			t.Errorf("broker ServiceMonitor bearerTokenSecret %+v, want strata-scraper-token/token", bt)
+		} else if !broker && bt != nil {
+			t.Errorf("ServiceMonitor %s sends a token: %+v", name, bt)
+		}
 	}
 	for _, c := range []string{"broker", "bookie", "etcd"} {
 		np := m.NetworkPolicies[fullname+"-"+c]

@@ -95,12 +95,16 @@ type serviceMonitor struct {
 			Any        bool     `json:"any,omitempty"`
 		} `json:"namespaceSelector"`
 		Endpoints []struct {
-			Port          string `json:"port"`
-			Path          string `json:"path,omitempty"`
-			Scheme        string `json:"scheme,omitempty"`
-			Interval      string `json:"interval,omitempty"`
-			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
-			TLSConfig     *struct {
+			Port              string `json:"port"`
+			Path              string `json:"path,omitempty"`
+			Scheme            string `json:"scheme,omitempty"`
+			Interval          string `json:"interval,omitempty"`
+			ScrapeTimeout     string `json:"scrapeTimeout,omitempty"`
+			BearerTokenSecret *struct {
+				Name string `json:"name"`
+				Key  string `json:"key"`
+			} `json:"bearerTokenSecret,omitempty"`
+			TLSConfig *struct {
 				InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
 				CAFile             string `json:"caFile,omitempty"`
 				ServerName         string `json:"serverName,omitempty"`

@@ -10,6 +10,7 @@ package naming
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -101,8 +102,29 @@ func ValidateCluster(name string) error { return validatePart("cluster", name) }
 func ValidateNamespaceLocal(name string) error { return validatePart("namespace", name) }
 
 // ValidateTopicLocal checks the local part of a topic name (the "topic" in
-// "persistent://tenant/ns/topic").
-func ValidateTopicLocal(name string) error { return validatePart("topic", name) }
+// "persistent://tenant/ns/topic"). After its last PartitionSuffix, a number
+// must be a partition index as Strata writes it (no sign, no leading zero,
+// at most 2^31-1): "t-partition--1" or "t-partition-01" would be an ordinary
+// topic here but partition 1 of "t" to a Pulsar client.
+func ValidateTopicLocal(name string) error {
+	if err := validatePart("topic", name); err != nil {
+		return err
+	}
+	i := strings.LastIndex(name, PartitionSuffix)
+	if i <= 0 {
+		return nil
+	}
+	idx := name[i+len(PartitionSuffix):]
+	digits := strings.TrimLeft(idx, "-+")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return nil // not a number: an ordinary name
+	}
+	if n, err := strconv.ParseInt(digits, 10, 32); err != nil || n < 0 || digits != idx || strconv.FormatInt(n, 10) != digits {
+		return fmt.Errorf("%w: topic name %q ends in partition index %q: an index is 0 to %d, without sign or leading zeros",
+			ErrInvalidName, name, idx, math.MaxInt32)
+	}
+	return nil
+}
 
 // Namespace is a validated namespace name "tenant/ns". The zero value is
 // not a valid namespace.
@@ -285,16 +307,9 @@ func (t Topic) PartitionIndex() int {
 	if i <= 0 {
 		return -1
 	}
-	digits := t.local[i+len(PartitionSuffix):]
-	if digits == "" || (len(digits) > 1 && digits[0] == '0') {
-		return -1
-	}
-	for j := 0; j < len(digits); j++ {
-		if digits[j] < '0' || digits[j] > '9' {
-			return -1
-		}
-	}
-	n, err := strconv.Atoi(digits)
+	// ValidateTopicLocal admits only canonical indexes after the suffix:
+	// anything Atoi reads is one.
+	n, err := strconv.Atoi(t.local[i+len(PartitionSuffix):])
 	if err != nil {
 		return -1
 	}

@@ -95,7 +95,6 @@ func TestPartitions(t *testing.T) {
 		{"t/ns/x-partition-0", 0, "persistent://t/ns/x"},
 		{"t/ns/x-partition-12", 12, "persistent://t/ns/x"},
 		{"t/ns/x-partition-", -1, "persistent://t/ns/x-partition-"},
-		{"t/ns/x-partition-01", -1, "persistent://t/ns/x-partition-01"},
 		{"t/ns/x-partition-1a", -1, "persistent://t/ns/x-partition-1a"},
 		{"t/ns/-partition-1", -1, "persistent://t/ns/-partition-1"},
 		{"t/ns/a-partition-1-partition-2", 2, "persistent://t/ns/a-partition-1"},
@@ -176,6 +175,22 @@ func TestValidateNames(t *testing.T) {
 		{ValidateCluster, strings.Repeat("c", MaxPartLength), true},
 		{ValidateCluster, strings.Repeat("c", MaxPartLength+1), false},
 		{ValidateTopicLocal, "a\tb", false},
+		// A number after the last partition suffix must be an index as
+		// Strata writes it; anything else numeric would read as a
+		// partition to a Pulsar client.
+		{ValidateTopicLocal, "data-partition-0", true},
+		{ValidateTopicLocal, "data-partition-2147483647", true},
+		{ValidateTopicLocal, "data-partition-x", true},
+		{ValidateTopicLocal, "data-partition-", true},
+		{ValidateTopicLocal, "data-partition--x", true},
+		{ValidateTopicLocal, "-partition-1", true},
+		{ValidateTopicLocal, "data-partition--1", false},
+		{ValidateTopicLocal, "data-partition-+1", false},
+		{ValidateTopicLocal, "data-partition-01", false},
+		{ValidateTopicLocal, "data-partition-00", false},
+		{ValidateTopicLocal, "data-partition-2147483648", false},
+		{ValidateTopicLocal, "data-partition-99999999999999999999", false},
+		{ValidateTopicLocal, "a-partition-1-partition--2", false},
 	}
 	for _, tc := range tests {
 		err := tc.fn(tc.in)

@@ -150,6 +150,11 @@ func (a *Authenticator) Authenticate(token string) (string, error) {
 	if err != nil {
 		return "", classify(err, claims)
 	}
+	// The jwt library reads "exp": 0 as "no expiry"; it is the epoch, as
+	// Pulsar's broker reads it: such a token expired in 1970.
+	if exp, ok := claims["exp"].(float64); ok && exp == 0 {
+		return "", authErr(ErrTokenExpired, "token expired at %s (its exp claim is 0)", time.Unix(0, 0).UTC().Format(time.RFC3339))
+	}
 	if a.opts.Audience != "" && !hasAudience(claims[a.opts.AudienceClaim], a.opts.Audience) {
 		return "", authErr(ErrBadAudience, "token's %q claim does not include audience %q", a.opts.AudienceClaim, a.opts.Audience)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/strata-mq/strata/tenants"
 )
 
@@ -111,6 +113,9 @@ func TestAuthenticate(t *testing.T) {
 		{"wrong secret", hs, mustToken(t, k.otherSecret, TokenOptions{Subject: "app"}), "", ErrBadSignature},
 		{"tampered payload", hs, tamper(valid), "", ErrBadSignature},
 		{"expired", hs, mustToken(t, k.secret, TokenOptions{Subject: "app", ExpiresIn: time.Hour, Now: past}), "", ErrTokenExpired},
+		{"exp 0", hs, signedClaims(t, k.secret, jwt.MapClaims{"sub": "app", "exp": 0}), "", ErrTokenExpired},
+		{"exp negative", hs, signedClaims(t, k.secret, jwt.MapClaims{"sub": "app", "exp": -1}), "", ErrTokenExpired},
+		{"exp not a number", hs, signedClaims(t, k.secret, jwt.MapClaims{"sub": "app", "exp": "never"}), "", ErrMalformedToken},
 		{"HS256 against public key", rs, valid, "", ErrWrongAlgorithm},
 		{"RS256 against secret", hs, mustToken(t, k.rsaPriv, TokenOptions{Subject: "svc"}), "", ErrWrongAlgorithm},
 		{"ES256 against RSA key", rs, mustToken(t, k.ecPriv, TokenOptions{Subject: "svc"}), "", ErrWrongAlgorithm},
@@ -136,6 +141,16 @@ func TestAuthenticate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signedClaims signs claims as they are with HS256.
+func signedClaims(t *testing.T, secret []byte, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // tamper changes the token's payload, keeping its signature.

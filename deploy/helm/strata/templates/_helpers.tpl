@@ -213,6 +213,9 @@ Consistency checks that values.schema.json cannot express. Rendered by validate.
 {{- if gt (int $c.defaultEnsembleSize) (int .Values.bookie.replicas) }}
 {{- fail (printf "broker.config.defaultEnsembleSize (%d) needs at least that many bookies, but bookie.replicas is %d" (int $c.defaultEnsembleSize) (int .Values.bookie.replicas)) }}
 {{- end }}
+{{- if and .Values.serviceMonitor.enabled .Values.auth.enabled (not .Values.serviceMonitor.bearerTokenSecret.name) }}
+{{- fail "serviceMonitor.enabled with auth.enabled: set serviceMonitor.bearerTokenSecret.name (brokers answer /metrics only with a token)" }}
+{{- end }}
 {{- $as := .Values.broker.autoscaling }}
 {{- if and $as.enabled (gt (int $as.minReplicas) (int $as.maxReplicas)) }}
 {{- fail (printf "broker.autoscaling.minReplicas (%d) must not exceed maxReplicas (%d)" (int $as.minReplicas) (int $as.maxReplicas)) }}
