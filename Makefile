@@ -9,7 +9,7 @@ PKGS := ./...
 # Packages whose tests exercise concurrency; `test` runs them under -race.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: layering all build test test-race test-short test-deploy deps verify fmt vet proto proto-check bench clean
+.PHONY: layering all build test test-race test-short test-deploy attack-rss deps verify fmt vet proto proto-check bench clean
 
 all: build
 
@@ -64,6 +64,10 @@ proto-check:
 ## bench: storage benchmarks (see docs/performance.md for how to read them).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./bookie/ ./ledger/...
+
+## attack-rss: a standalone broker's RSS under memory attacks from clients (docs/security.md, "Limits").
+attack-rss:
+	$(GO) test -tags attack -run TestAttackRSS -count=1 -v -timeout 20m ./cmd/strata/
 
 clean:
 	rm -rf bin

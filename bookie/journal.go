@@ -198,6 +198,7 @@ func (j *journal) run() {
 			}
 		}
 		j.commitGroup(group)
+		clear(group) // committed: the entries' bytes may go
 		if deferred != nil {
 			j.runExclusive(deferred)
 		}

@@ -87,7 +87,7 @@ type Options struct {
 	MaxPendingPublishRequestsPerProducer int
 	// MaxMessagePublishBufferBytes: bytes of sends held across the broker
 	// (Pulsar's maxMessagePublishBufferSizeInMB); beyond it every producer
-	// stream waits. Default 256 MiB.
+	// stream waits. Default 64 MiB.
 	MaxMessagePublishBufferBytes int64
 	// MaxConcurrentStreamsPerConnection: producers, consumers and readers
 	// one client connection may have open at once (HTTP/2's
@@ -179,7 +179,7 @@ func (o *Options) EnsureDefaults() {
 		o.MaxPendingPublishRequestsPerProducer = 1000
 	}
 	if o.MaxMessagePublishBufferBytes <= 0 {
-		o.MaxMessagePublishBufferBytes = 256 << 20
+		o.MaxMessagePublishBufferBytes = 64 << 20
 	}
 	if o.MaxConcurrentStreamsPerConnection <= 0 {
 		o.MaxConcurrentStreamsPerConnection = 1000

@@ -144,5 +144,8 @@ func (s *addStream) run() {
 				return
 			}
 		}
+		// The batch's backing array must not keep sent entries alive: the
+		// writer holds what it still needs (pending adds).
+		clear(batch)
 	}
 }

@@ -28,6 +28,7 @@ group of adds before acknowledging them, registers itself in etcd under a lease,
 and refuses to start on a data directory that does not match its cookie.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			setMemoryLimit()
 			ctx, cancel := signalContext()
 			defer cancel()
 			store, err := openStore(ctx, endpoints, root)

@@ -105,7 +105,7 @@ func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
 	// Limits (docs/security.md, "Limits").
 	f.Int64Var(&o.MaxConsumerOutboxBytes, "max-consumer-outbox", 2<<20, "bytes queued for one consumer before the broker stops sending it entries, whatever its permits")
 	f.IntVar(&o.MaxPendingPublishRequestsPerProducer, "max-pending-publish-requests-per-producer", 1000, "sends of one producer held before its stream stops being read")
-	f.Int64Var(&o.MaxMessagePublishBufferBytes, "max-message-publish-buffer", 256<<20, "bytes of sends held across the broker before every producer stream waits")
+	f.Int64Var(&o.MaxMessagePublishBufferBytes, "max-message-publish-buffer", 64<<20, "bytes of sends held across the broker before every producer stream waits")
 	f.IntVar(&o.MaxConcurrentStreamsPerConnection, "max-concurrent-streams-per-connection", 1000, "producers, consumers and readers one client connection may have open")
 	f.IntVar(&o.MaxProducersPerTopic, "max-producers-per-topic", 0, "producers per topic in namespaces that do not set it (0: unlimited)")
 	f.IntVar(&o.MaxConsumersPerTopic, "max-consumers-per-topic", 0, "consumers per topic in namespaces that do not set it (0: unlimited)")
@@ -135,6 +135,7 @@ and consumers over gRPC, and the admin API, lookups and metrics over HTTP.
 Before serving it waits until the cluster is initialized (strata init-cluster).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			setMemoryLimit()
 			ctx, cancel := signalContext()
 			defer cancel()
 			if o.Cluster == "" {

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -102,6 +104,21 @@ func setupLogging() error {
 		return fmt.Errorf("--log-format %q: want text or json", global.logFormat)
 	}
 	return nil
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit of 90 % of the
+// container's (cgroup) memory limit, unless GOMEMLIMIT or AUTOMEMLIMIT
+// says otherwise: the garbage collector then works harder as the heap
+// nears the limit instead of letting it grow to twice what is live and
+// the kernel kill the process (docs/security.md, "Limits").
+func setMemoryLimit() {
+	limit, err := memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithLogger(slog.Default()))
+	switch {
+	case err != nil:
+		slog.Warn("no soft memory limit set", "err", err)
+	case limit < math.MaxInt64:
+		slog.Info("soft memory limit", "bytes", limit)
+	}
 }
 
 // signalContext is cancelled on SIGINT or SIGTERM.

@@ -26,6 +26,7 @@ so extra bookies and brokers can join), one bookie and one broker, with tenant
 "public" and namespace "public/default". Data under --data-dir survives restarts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			setMemoryLimit()
 			ctx, cancel := signalContext()
 			defer cancel()
 			start := time.Now()

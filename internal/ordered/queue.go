@@ -60,6 +60,7 @@ func (q *Queue[T]) run() {
 		for _, cb := range batch {
 			cb.fn(cb.v, cb.err)
 		}
+		clear(batch) // callbacks run: what they hold (entries, streams) may go
 		if len(batch) == 0 {
 			if closed {
 				return

@@ -1,8 +1,11 @@
 package ordered
 
 import (
+	"runtime"
 	"sync"
 	"testing"
+	"time"
+	"weak"
 )
 
 func TestOrderAndReentrancy(t *testing.T) {
@@ -34,4 +37,29 @@ func TestOrderAndReentrancy(t *testing.T) {
 	done := make(chan struct{})
 	q.Push(func(int, error) { close(done) }, 0, nil)
 	<-done // pushes after Close still run
+}
+
+// TestRunCallbacksAreReleased: once a callback has run, the queue keeps
+// nothing it captured alive (a batch's backing array used to hold the last
+// batch of callbacks, and with them the entries they carried, until a
+// larger batch came).
+func TestRunCallbacksAreReleased(t *testing.T) {
+	q := New[int]()
+	defer q.Close()
+	ran := make(chan struct{})
+	push := func() weak.Pointer[[1 << 20]byte] {
+		big := new([1 << 20]byte)
+		q.Push(func(int, error) { big[0]++; close(ran) }, 0, nil)
+		return weak.Make(big)
+	}
+	released := push()
+	<-ran
+	deadline := time.Now().Add(5 * time.Second)
+	for released.Value() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the queue still holds what a callback that ran captured")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
 }
