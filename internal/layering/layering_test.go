@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"internal/testutil":    {"metadata"},
 	"internal/testcluster": {"api", "metadata", "bookie", "ledger", "offload", "tenants", "broker", "internal/testutil", "internal/standalone"},
 	"internal/standalone":  {"metadata", "bookie", "tenants", "broker"},
-	"internal/s3test":      {},
+	"internal/s3test":      {"internal/testutil"}, // free ports
 	"internal/grpcbuf":     {},
 	"internal/naming":      {},
 	"internal/units":       {},

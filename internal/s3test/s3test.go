@@ -14,7 +14,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/strata-mq/strata/internal/testutil"
 )
 
 // Defaults of a started server.
@@ -149,7 +150,7 @@ func start(t testing.TB, useTLS bool) *Server {
 	})
 	// A free port can be taken between probing and binding: retry.
 	for attempt := 1; ; attempt++ {
-		s.Endpoint = freeAddr(t)
+		s.Endpoint = testutil.FreeAddr(t)
 		err = s.start()
 		if err == nil {
 			break
@@ -336,14 +337,4 @@ func cleanEnv() []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("s3test: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
