@@ -9,6 +9,7 @@ package bookie
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -43,6 +44,9 @@ type Bookie struct {
 	httpLis  net.Listener
 	readOnly atomic.Bool
 	failed   atomic.Bool
+	// draining: the bookie is being decommissioned (a key under
+	// metadata.DecommissionPrefix names it) and takes no entries at all.
+	draining atomic.Bool
 	// registered is true while the registration key is in place.
 	registered atomic.Bool
 	// killed makes the registration loop leave its lease to expire.
@@ -187,7 +191,7 @@ func (b *Bookie) HTTPAddr() string {
 }
 
 // ReadOnly reports whether the bookie rejects new entries.
-func (b *Bookie) ReadOnly() bool { return b.readOnly.Load() || b.failed.Load() }
+func (b *Bookie) ReadOnly() bool { return b.readOnly.Load() || b.failed.Load() || b.draining.Load() }
 
 // Start serves gRPC (and HTTP), and starts the journal, registration, disk
 // monitor and garbage collector. It returns once serving has begun.
@@ -208,6 +212,7 @@ func (b *Bookie) Start() error {
 		b.go1(func() { b.httpSrv.Serve(b.httpLis) })
 	}
 	b.go1(b.registrationLoop)
+	b.go1(b.decommissionLoop)
 	b.go1(b.diskMonitorLoop)
 	b.go1(b.gcLoop)
 	b.opts.Logger.Info("bookie started", "id", b.id, "addr", b.opts.AdvertisedAddr, "dataDir", b.opts.DataDir,
@@ -351,6 +356,72 @@ func (b *Bookie) publish(sess *metadata.Session) error {
 		case <-b.ctx.Done():
 			return b.ctx.Err()
 		}
+	}
+}
+
+// decommissionLoop follows the bookie's decommission request: while one
+// exists, the bookie refuses every add, so writers move their ledgers to
+// other bookies and auto-recovery copies the rest away.
+func (b *Bookie) decommissionLoop() {
+	key := metadata.DecommissionPrefix + b.id
+	set := func(on bool) {
+		if b.draining.Swap(on) == on {
+			return
+		}
+		if on {
+			b.opts.Logger.Warn("bookie is being decommissioned: it takes no new entries")
+			b.metrics.readOnly.Set(1)
+		} else {
+			b.opts.Logger.Info("decommission cancelled: bookie takes entries again")
+			if !b.ReadOnly() {
+				b.metrics.readOnly.Set(0)
+			}
+		}
+		b.notifyState()
+	}
+	for b.ctx.Err() == nil {
+		kv, err := b.opts.Metadata.Get(b.ctx, key)
+		rev := int64(0)
+		switch {
+		case err == nil:
+			set(true)
+			rev = kv.ModRevision
+		case errors.Is(err, metadata.ErrNotFound):
+			set(false)
+		default:
+			if !sleepCtx(b.ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		// The watch may start after a change made since the read: read
+		// again now and then.
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		for wr := range b.opts.Metadata.Watch(ctx, key, rev+1) {
+			if wr.Err != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.KV.Key == key {
+					set(ev.Type == metadata.EventPut)
+				}
+			}
+		}
+		cancel()
+		if ctx.Err() == nil && !sleepCtx(b.ctx, time.Second) {
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -176,6 +176,9 @@ func (b *Bookie) validateAdd(req *bookiepb.AddRequest) (bookiepb.Code, string) {
 	if b.failed.Load() {
 		return bookiepb.Code_IO_ERROR, "bookie storage failed; read-only"
 	}
+	if b.draining.Load() {
+		return bookiepb.Code_READ_ONLY, "bookie is being decommissioned"
+	}
 	if b.readOnly.Load() && !req.Recovery {
 		return bookiepb.Code_READ_ONLY, "bookie is read-only (disk usage above threshold)"
 	}

@@ -110,6 +110,7 @@ func (b *Broker) adminMux() *routeMux {
 	mux.HandleFunc("PUT "+tp+"/offload", b.topicRoute(b.offloadTopic, true))
 	mux.HandleFunc("GET "+tp+"/offload", b.topicRoute(b.offloadStatus, true))
 	b.topicPolicyRoutes(mux, tp)
+	b.bookieRoutes(mux)
 	mux.HandleFunc("GET "+tp+"/permissions", b.topicRoute(b.topicPermissions, false))
 	mux.HandleFunc("POST "+tp+"/permissions/{role}", b.topicRoute(b.grantTopicPermission, false))
 	mux.HandleFunc("DELETE "+tp+"/permissions/{role}", b.topicRoute(b.revokeTopicPermission, false))

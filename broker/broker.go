@@ -26,6 +26,7 @@ import (
 	"github.com/strata-mq/strata/internal/grpcbuf"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/ledger"
+	"github.com/strata-mq/strata/ledger/autorecovery"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 	"github.com/strata-mq/strata/tenants/auth"
@@ -50,6 +51,7 @@ type Broker struct {
 	grpcURL    string // advertised host:port
 	httpURL    string // advertised http://host:port
 	ownsLedg   bool   // the ledger client was created here
+	recovery   *autorecovery.Service
 
 	cache atomic.Pointer[tenants.Cache]
 	ready atomic.Bool
@@ -201,6 +203,9 @@ func (b *Broker) Start() error {
 	b.goFn(func() { b.httpSrv.Serve(httpLis) })
 	b.goFn(b.initLoop)
 	b.goFn(b.maintenanceLoop)
+	if err := b.startAutoRecovery(); err != nil {
+		return err
+	}
 	b.log.Info("broker listening", "grpc", b.grpcURL, "http", b.httpURL, "cluster", b.opts.Cluster,
 		"tls", describeTLS(b.opts.TLS), "authentication", b.opts.Authentication != nil, "authorization", b.opts.AuthorizationEnabled)
 	return nil
@@ -316,6 +321,7 @@ func (b *Broker) Close() error {
 		b.httpLis.Close()
 	}
 	b.wg.Wait()
+	b.stopAutoRecovery()
 	if c := b.cache.Load(); c != nil {
 		c.Close()
 	}
@@ -354,6 +360,7 @@ func (b *Broker) Kill() {
 		}
 	}
 	b.wg.Wait()
+	b.stopAutoRecovery()
 	if b.ownsLedg {
 		b.ledgers.Close()
 	}

@@ -61,7 +61,7 @@ func newMetrics(b *Broker) *metrics {
 		Help:    "Publish latency: from receiving a message to its durable append.",
 		Buckets: []float64{0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1},
 	}, labels)
-	m.reg.MustRegister(m, m.publishLatency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+	m.reg.MustRegister(m, m.publishLatency, recoveryCollector{b}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_publish_buffer_bytes",
 			Help: "Bytes of sends the broker holds (received, not yet answered); bounded by --max-message-publish-buffer.",

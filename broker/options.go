@@ -111,6 +111,9 @@ type Options struct {
 	// Offload configures tiered storage; disabled while Offload.Store is nil.
 	Offload OffloadOptions
 
+	// AutoRecovery configures bookie auto-recovery in this broker.
+	AutoRecovery AutoRecoveryOptions
+
 	// Authentication, when set, requires a valid JWT on every gRPC call
 	// and HTTP request except /healthz and /readyz.
 	Authentication *auth.Authenticator

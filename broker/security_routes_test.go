@@ -96,6 +96,14 @@ func routeTable() map[string]routeCase {
 		"/admin/v2/non-persistent/":                                    {access: anyRole, rest: "{tenant}/{namespace}/{topic}/stats", want: 501},
 		"GET /lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}": {access: lookupRole},
 
+		// Bookies are cluster-wide. Decommissioning the test cluster's only
+		// bookie would stop every later write: an unknown one gets 404.
+		"GET /admin/v2/bookies/all":                      {access: superUser},
+		"GET /admin/v2/bookies/underreplicated":          {access: superUser},
+		"GET /admin/v2/bookies/autorecovery":             {access: superUser},
+		"PUT /admin/v2/bookies/{bookie}/decommission":    {access: superUser, vals: "bookie=no-such-bookie:1", want: 404, inert: true},
+		"DELETE /admin/v2/bookies/{bookie}/decommission": {access: superUser, vals: "bookie=no-such-bookie:1", want: 404, inert: true},
+
 		"GET /admin/v2/clusters": {access: anyRole},
 		"GET " + cl:              {access: superUser},
 		"PUT " + cl:              {access: superUser, vals: "cluster=c-new", body: `{"serviceUrl":"http://c-new:8080"}`},

@@ -159,7 +159,7 @@ func (c *Client) Metadata(ctx context.Context, id int64) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, fmt.Errorf("ledger %d: read metadata: %w", id, err)
 	}
-	return decodeMetadata(id, kv.Value, kv.ModRevision)
+	return DecodeMetadata(id, kv.Value, kv.ModRevision)
 }
 
 // Delete removes a ledger's metadata; bookies garbage-collect its entries.

@@ -61,7 +61,9 @@ func (m *Metadata) encode() []byte {
 	return b
 }
 
-func decodeMetadata(id int64, data []byte, version int64) (Metadata, error) {
+// DecodeMetadata decodes a ledger's metadata record as stored under
+// metadata.LedgerKey(id); version is the record's ModRevision.
+func DecodeMetadata(id int64, data []byte, version int64) (Metadata, error) {
 	var m Metadata
 	if err := json.Unmarshal(data, &m); err != nil {
 		return m, fmt.Errorf("ledger %d: corrupt metadata: %w", id, err)

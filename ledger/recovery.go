@@ -97,7 +97,11 @@ func (c *Client) recover(ctx context.Context, md Metadata, key []byte) (Metadata
 		case StateOpen:
 			return false, fmt.Errorf("%w: ledger %d back in state OPEN during recovery", ErrRecovery, m.ID)
 		}
-		m.Segments = final.Segments
+		// Recovery changed the last segment and may have appended some;
+		// earlier segments are kept as they are now, for a re-replication
+		// may have replaced a bookie in one meanwhile.
+		keep := len(md.Segments) - 1
+		m.Segments = append(m.Segments[:keep:keep], final.Segments[keep:]...)
 		m.State, m.LastEntryID, m.Length = StateClosed, last, end
 		return true, nil
 	})

@@ -27,6 +27,13 @@ const (
 	OwnershipPrefix      = "/ownership/"       // {tenant}/{ns}/{bundle} -> lease-bound owner
 	LedgerIDKey          = "/id/ledger"        // ledger id counter
 	InstanceIDKey        = "/instanceid"       // cluster instance id (checked by bookie cookies)
+
+	// Auto-recovery (local store).
+	AuditorKey            = "/autorecovery/auditor"          // lease-bound id of the elected auditor
+	UnderreplicatedPrefix = "/autorecovery/underreplicated/" // {ledger id} -> missing replicas JSON
+	ReplicationLockPrefix = "/autorecovery/locks/"           // {ledger id} -> lease-bound worker id
+	MissingBookiesPrefix  = "/autorecovery/missing/"         // {bookie id} -> when first seen missing
+	DecommissionPrefix    = "/autorecovery/decommission/"    // {bookie id} -> decommission request
 )
 
 // LedgerKey is the key of a ledger's metadata. Ids are zero-padded so that
@@ -37,6 +44,13 @@ func LedgerKey(id int64) string { return fmt.Sprintf("%s%019d", LedgersPrefix, i
 func ParseLedgerKey(key string) (int64, error) {
 	return strconv.ParseInt(strings.TrimPrefix(key, LedgersPrefix), 10, 64)
 }
+
+// UnderreplicatedKey is the under-replication mark of a ledger; ids are
+// zero-padded as in LedgerKey.
+func UnderreplicatedKey(id int64) string { return fmt.Sprintf("%s%019d", UnderreplicatedPrefix, id) }
+
+// ReplicationLockKey is the lock a worker holds while re-replicating a ledger.
+func ReplicationLockKey(id int64) string { return fmt.Sprintf("%s%019d", ReplicationLockPrefix, id) }
 
 // BookieKey is the registration key of a bookie.
 func BookieKey(id string) string { return BookiesPrefix + id }

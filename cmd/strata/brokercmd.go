@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -115,7 +116,34 @@ func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
 	f.DurationVar(&o.TopicIdleTimeout, "topic-idle-timeout", 10*time.Minute, "unload a topic with no producer, consumer, reader or subscription after this long")
 	f.DurationVar(&o.HTTPReadTimeout, "http-read-timeout", time.Minute, "time allowed to read an HTTP request (headers and body)")
 	f.DurationVar(&o.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "close idle HTTP keep-alive connections after this long")
+	// Bookie auto-recovery (docs/operations.md, "Auto-recovery").
+	f.VarPF(invertedBool{&o.AutoRecovery.Disabled}, "auto-recovery", "", "run the auto-recovery auditor election and a re-replication worker in this broker").NoOptDefVal = "true"
+	f.DurationVar(&o.AutoRecovery.LostBookieDelay, "lost-bookie-recovery-delay", 5*time.Minute, "re-replicate the ledgers of a bookie unregistered for this long")
+	f.DurationVar(&o.AutoRecovery.CheckInterval, "auditor-check-interval", time.Hour, "how often the auditor checks every ledger's replicas besides reacting to bookie changes")
+	f.DurationVar(&o.AutoRecovery.OpenLedgerGracePeriod, "open-ledger-rereplication-grace-period", 30*time.Second, "how long an open ledger on a lost bookie is left to its writer before it is recovered (fencing the writer)")
 }
+
+// invertedBool is a bool flag stored negated (--auto-recovery sets
+// Disabled to false).
+type invertedBool struct{ p *bool }
+
+func (b invertedBool) String() string {
+	if b.p == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*b.p)
+}
+
+func (b invertedBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*b.p = !v
+	return nil
+}
+
+func (b invertedBool) Type() string { return "bool" }
 
 func newBrokerCmd() *cobra.Command {
 	var (
