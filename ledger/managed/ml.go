@@ -65,6 +65,7 @@ type ManagedLedger struct {
 		readers       map[int64]*ledger.Reader
 		retry         time.Duration // backoff of ledger creation retries
 		retryPending  bool          // a retry is scheduled
+		failedEmpty   int           // ledgers in a row that failed before taking an entry
 		requeued      int           // failed appends put back at the queue's head since the last switch
 		notify        chan struct{} // closed and replaced on the next append once waited on
 		waited        bool          // someone holds notify
@@ -403,6 +404,7 @@ func (ml *ManagedLedger) onAppended(w *ledger.Writer, op *appendOp, id int64, er
 	}()
 	switch {
 	case err == nil:
+		ml.mu.failedEmpty = 0
 		pos := Position{w.ID(), id}
 		c := &ml.mu.cur
 		c.entries, c.size = id+1, c.size+int64(len(op.data))
@@ -443,7 +445,16 @@ func (ml *ManagedLedger) onAppended(w *ledger.Writer, op *appendOp, id int64, er
 		ml.mu.queue[i] = op
 		ml.mu.requeued++
 		if ml.mu.state == stateOpen {
-			ml.startRollLocked()
+			var wait time.Duration
+			if ml.mu.cur.id == w.ID() && ml.mu.cur.entries == 0 {
+				// The ledger failed before taking an entry: its bookies
+				// are down but still registered, and the next ledger would
+				// likely land on them too. Back off rather than create
+				// ledgers in a loop until their registrations expire.
+				ml.mu.failedEmpty++
+				wait = min(50*time.Millisecond<<min(ml.mu.failedEmpty-1, 6), 2*time.Second)
+			}
+			ml.startRollAfterLocked(wait)
 		}
 	}
 }
@@ -466,11 +477,24 @@ func (ml *ManagedLedger) agedLocked() bool {
 }
 
 // startRollLocked switches appends to a queue and rolls in the background.
-func (ml *ManagedLedger) startRollLocked() {
+func (ml *ManagedLedger) startRollLocked() { ml.startRollAfterLocked(0) }
+
+// startRollAfterLocked switches appends to a queue and rolls in the
+// background after wait (unless the managed ledger closes first).
+func (ml *ManagedLedger) startRollAfterLocked(wait time.Duration) {
 	ml.mu.state = stateRolling
 	ml.wg.Add(1)
 	go func() {
 		defer ml.wg.Done()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ml.stop:
+				return
+			}
+		}
 		ml.roll()
 	}()
 }

@@ -3,12 +3,14 @@ package managed_test
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/strata-mq/strata/internal/testutil"
 	"github.com/strata-mq/strata/ledger/managed"
+	"github.com/strata-mq/strata/metadata"
 )
 
 // ledgerShape is a ledger's expected or actual extent.
@@ -303,5 +305,48 @@ func TestMinLedgerAgeHoldsRolloverBack(t *testing.T) {
 			ids := checkPositions(t, pos, shapes)
 			reopenAndCheck(t, e, ml, name, ids, shapes, pos, want)
 		})
+	}
+}
+
+// TestNoLedgerStormWhileBookiesAreDown: killed bookies stay registered until
+// their sessions end, so new ledgers can still be created on them and fail at
+// their first entry. The managed ledger backs off between such ledgers
+// instead of creating them in a loop (a storm of metadata writes: thousands
+// of ledgers a second per topic), and the entry waiting meanwhile is
+// appended once the bookies are back.
+func TestNoLedgerStormWhileBookiesAreDown(t *testing.T) {
+	e := newEnv(t, 3, func(o *managed.Options) { o.AddTimeout = time.Minute })
+	ml := e.open(t, "storm")
+	appendAll(t, ml, 0, 5)
+	counter := func() int64 {
+		kv, err := e.c.Store.Get(ctxT(t, time.Minute), metadata.LedgerIDKey)
+		must(t, err)
+		n, err := strconv.ParseInt(string(kv.Value), 10, 64)
+		must(t, err)
+		return n
+	}
+	before := counter()
+	for i := range 3 {
+		e.c.KillBookie(i)
+	}
+	done := make(chan error, 1)
+	ml.AppendAsync(data(5, 1005), 1005, func(_ managed.Position, err error) { done <- err })
+	time.Sleep(3 * time.Second) // past the killed bookies' 2 s sessions
+	// Ids are reserved 16 at a time: a storm reserves hundreds of blocks.
+	if used := counter() - before; used > 4*16 {
+		t.Fatalf("%d ledger ids taken in 3 s with every bookie down: ledgers are created in a loop", used)
+	}
+	for i := range 3 {
+		must(t, e.c.StartBookie(i))
+	}
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("the waiting append did not complete after the bookies came back")
+	}
+	c := mustCursor(t, ml, "all", managed.Earliest)
+	if got := len(readAll(t, c)); got != 6 {
+		t.Fatalf("read %d entries, want 6", got)
 	}
 }
