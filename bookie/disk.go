@@ -1,6 +1,21 @@
 package bookie
 
-import "syscall"
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// diskFullSeam is statfsUsage, reporting the disk full while a file named
+// DISK_FULL exists in dir (testfault.DiskFullFile: the fault harness fills a
+// bookie's disk without filling the machine's).
+func diskFullSeam(dir string) (used, total uint64, err error) {
+	used, total, err = statfsUsage(dir)
+	if _, serr := os.Stat(filepath.Join(dir, "DISK_FULL")); err == nil && serr == nil {
+		used = total
+	}
+	return used, total, err
+}
 
 // statfsUsage reports used and total bytes of the filesystem holding dir.
 func statfsUsage(dir string) (used, total uint64, err error) {

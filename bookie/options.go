@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/strata-mq/strata/internal/testfault"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -161,6 +162,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.DiskUsage == nil {
 		o.DiskUsage = statfsUsage
+		if testfault.On(testfault.DiskFullFile) {
+			o.DiskUsage = diskFullSeam
+		}
 	}
 	if o.GCInterval <= 0 {
 		o.GCInterval = 5 * time.Minute

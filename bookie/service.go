@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/api/bookiepb"
+	"github.com/strata-mq/strata/internal/testfault"
 )
 
 // maxInflightPerStream bounds the adds of one stream awaiting their reply; the
@@ -134,6 +135,14 @@ func (s *service) Add(stream bookiepb.Bookie_AddServer) error {
 				}
 				reply(ledgerID, entryID, r.code, r.msg)
 			},
+		}
+		if testfault.On(testfault.BookieAckBeforeWrite) {
+			// Broken on purpose (tests only): answer now, journal later.
+			done := op.done
+			op.done = func(r opResult) { b.metrics.addEntries.WithLabelValues(r.code.String()).Inc() }
+			done(opResult{code: bookiepb.Code_OK})
+			time.AfterFunc(200*time.Millisecond, func() { b.journal.submit(op) })
+			continue
 		}
 		if !b.journal.submit(op) {
 			reply(ledgerID, entryID, bookiepb.Code_SHUTTING_DOWN, "bookie shutting down")

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/api/bookiepb"
+	"github.com/strata-mq/strata/internal/testfault"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -83,10 +84,14 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		return nil, errors.New("ledger: ClientOptions.Metadata is required")
 	}
 	opts.ensureDefaults()
+	block := int64(16)
+	if testfault.On(testfault.LedgerIDsUnordered) {
+		block = 1000 // brokers' blocks far apart: a topic that moves likely lands on a lower one
+	}
 	c := &Client{
 		opts:  opts,
 		store: opts.Metadata,
-		ids:   metadata.NewIDGenerator(opts.Metadata, metadata.LedgerIDKey, 16),
+		ids:   metadata.NewIDGenerator(opts.Metadata, metadata.LedgerIDKey, block),
 		conns: newConnPool(opts.MaxEntrySize),
 		log:   opts.Logger,
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/strata-mq/strata/api/bookiepb"
+	"github.com/strata-mq/strata/internal/testfault"
 )
 
 // OpenRecover opens a ledger for reading after making sure it is closed. If
@@ -131,7 +132,18 @@ func (c *Client) fence(ctx context.Context, md Metadata, key []byte) (int64, err
 				ch <- res{slot: slot, err: err}
 				return
 			}
-			resp, err := cli.Fence(fctx, &bookiepb.FenceRequest{LedgerId: md.ID, MasterKey: key})
+			var resp *bookiepb.FenceResponse
+			if testfault.On(testfault.RecoverySkipFencing) {
+				// Broken on purpose (tests only): read the last entry, fence nothing.
+				var last *bookiepb.ReadEntryResponse
+				if last, err = cli.ReadEntry(fctx, &bookiepb.ReadEntryRequest{LedgerId: md.ID, EntryId: -1}); err == nil {
+					resp = &bookiepb.FenceResponse{LastEntryId: last.EntryId, LastEntry: last.Body}
+				} else if code, ok := bookiepb.CodeOf(err); ok && (code == bookiepb.Code_NO_ENTRY || code == bookiepb.Code_NO_LEDGER) {
+					resp, err = &bookiepb.FenceResponse{LastEntryId: -1}, nil
+				}
+			} else {
+				resp, err = cli.Fence(fctx, &bookiepb.FenceRequest{LedgerId: md.ID, MasterKey: key})
+			}
 			if err != nil {
 				ch <- res{slot: slot, err: fmt.Errorf("fence on bookie %s: %w", b, err)}
 				return
@@ -195,7 +207,8 @@ func (c *Client) recoveryRead(ctx context.Context, md Metadata, id int64, key []
 				ch <- res{err: err}
 				return
 			}
-			resp, err := cli.ReadEntry(rctx, &bookiepb.ReadEntryRequest{LedgerId: md.ID, EntryId: id, Fence: true, MasterKey: key})
+			fence := !testfault.On(testfault.RecoverySkipFencing) // broken on purpose in tests only
+			resp, err := cli.ReadEntry(rctx, &bookiepb.ReadEntryRequest{LedgerId: md.ID, EntryId: id, Fence: fence, MasterKey: key})
 			if err != nil {
 				code, isCode := bookiepb.CodeOf(err)
 				ch <- res{missing: isCode && (code == bookiepb.Code_NO_ENTRY || code == bookiepb.Code_NO_LEDGER), err: err}

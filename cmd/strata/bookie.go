@@ -64,6 +64,7 @@ and refuses to start on a data directory that does not match its cookie.`,
 	f.DurationVar(&o.SessionTTL, "session-ttl", 10*time.Second, "lease TTL of the bookie's registration")
 	f.Float64Var(&o.DiskUsageThreshold, "disk-usage-threshold", 0.95, "turn read-only above this used fraction of the disk")
 	f.Float64Var(&o.DiskUsageLowWater, "disk-usage-lwm", 0.90, "turn writable again below this used fraction")
+	f.DurationVar(&o.DiskCheckInterval, "disk-check-interval", 10*time.Second, "how often disk usage is checked (and the registration refreshed)")
 	f.DurationVar(&o.GCInterval, "gc-interval", 5*time.Minute, "how often ledgers deleted from metadata are removed")
 	f.DurationVar(&o.GroupWait, "journal-group-wait", 0, "extra wait to grow a group commit when the queue runs dry (0: commit at once)")
 	f.IntVar(&o.MaxEntrySize, "max-entry-size", 5<<20+128<<10, "largest entry accepted, in bytes (at least the brokers' --max-message-size + 128 KiB)")

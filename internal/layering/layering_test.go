@@ -14,7 +14,7 @@ const module = "github.com/strata-mq/strata/"
 
 // helpers are importable from anywhere: small shared packages with no
 // dependency on a layer.
-var helpers = []string{"internal/naming", "internal/units", "internal/ordered", "internal/grpcbuf"}
+var helpers = []string{"internal/naming", "internal/units", "internal/ordered", "internal/grpcbuf", "internal/testfault"}
 
 // allowed maps a package (or a tree, by prefix) to the module packages its
 // non-test code may import besides helpers and itself. The most specific
@@ -36,13 +36,17 @@ var allowed = map[string][]string{
 	"internal/testcluster": {"api", "metadata", "bookie", "ledger", "offload", "tenants", "broker", "internal/testutil", "internal/standalone"},
 	"internal/standalone":  {"metadata", "bookie", "tenants", "broker"},
 	"internal/s3test":      {"internal/testutil"}, // free ports
-	"internal/grpcbuf":     {},
-	"internal/naming":      {},
-	"internal/units":       {},
-	"internal/ordered":     {},
-	"internal/layering":    {},
-	"internal/compat":      {}, // tests only
-	"cmd":                  {"*"},
+	// The fault harness drives processes as a user would and reads the
+	// ledger metadata to check replication.
+	"internal/chaos":     {"client", "metadata", "ledger", "tenants", "internal/testutil", "internal/s3test"},
+	"internal/grpcbuf":   {},
+	"internal/naming":    {},
+	"internal/units":     {},
+	"internal/ordered":   {},
+	"internal/testfault": {},
+	"internal/layering":  {},
+	"internal/compat":    {}, // tests only
+	"cmd":                {"*"},
 }
 
 func rule(pkg string) ([]string, bool) {

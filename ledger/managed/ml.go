@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/internal/ordered"
+	"github.com/strata-mq/strata/internal/testfault"
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/offload"
@@ -199,7 +200,7 @@ func (ml *ManagedLedger) initialize(ctx context.Context) error {
 	info.Ledgers = kept
 	var replaced []LedgerInfo
 	var copies []int64
-	if k := outOfOrder(info.Ledgers); k >= 0 {
+	if k := outOfOrder(info.Ledgers); k >= 0 && !testfault.On(testfault.LedgerIDsUnordered) {
 		if replaced, copies, err = ml.renumber(ctx, &info, k, floor); err != nil {
 			return err
 		}
@@ -269,10 +270,14 @@ func (ml *ManagedLedger) publishTimes(ctx context.Context, r *ledger.Reader) (fi
 // createLedger creates a ledger for appends whose id is above floor, the
 // highest id the log has used (mlInfo.ledgerIDFloor).
 func (ml *ManagedLedger) createLedger(ctx context.Context, floor int64) (*ledger.Writer, error) {
-	w, err := ml.opts.Ledgers.Create(ctx, ledger.CreateOptions{
+	opts := ledger.CreateOptions{
 		EnsembleSize: ml.opts.EnsembleSize, WriteQuorum: ml.opts.WriteQuorum, AckQuorum: ml.opts.AckQuorum,
 		Password: ml.opts.Password, Custom: map[string]string{"managedLedger": ml.name}, IDAbove: floor,
-	})
+	}
+	if testfault.On(testfault.LedgerIDsUnordered) {
+		opts.IDAbove = 0 // broken on purpose (tests only)
+	}
+	w, err := ml.opts.Ledgers.Create(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("managed ledger %s: create ledger: %w", ml.name, err)
 	}
