@@ -258,8 +258,10 @@ func (s *Service) auditLoop(sess *metadata.Session) {
 		}
 		wait, err := s.audit(ctx)
 		if err != nil {
-			s.log.Warn("audit failed; retrying", "err", err)
-			wait = min(wait, 5*time.Second)
+			// Retry in 5 s whatever the audit had planned: it returns no
+			// wait when it fails (a full etcd made this loop spin).
+			wait = 5 * time.Second
+			s.log.Warn("audit failed; retrying", "err", err, "in", wait)
 		}
 		next = min(wait, s.opts.CheckInterval)
 	}
