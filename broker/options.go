@@ -47,6 +47,11 @@ type Options struct {
 	// defaults 50,000 and 4 h.
 	MaxEntriesPerLedger   int64
 	MaxLedgerRolloverTime time.Duration
+	// MinLedgerRolloverTime: a ledger rolls over by entries or size only once this
+	// old, which bounds a busy topic's ledgers (and the ledger list kept in
+	// one etcd value) to one per interval; 0: no minimum. The CLI defaults
+	// to 10 min, as Pulsar does.
+	MinLedgerRolloverTime time.Duration
 	// MaxMessageSize bounds a message (entry) in bytes; default 5 MiB.
 	MaxMessageSize int
 	// CursorPersistInterval: how often acknowledgements are persisted;
@@ -252,6 +257,8 @@ func (o *Options) Validate() error {
 		return errors.New("broker: Offload.Driver is required with an offload store")
 	case o.AuthorizationEnabled && o.Authentication == nil:
 		return errors.New("broker: authorization needs authentication (a token key)")
+	case o.MinLedgerRolloverTime < 0:
+		return errors.New("broker: the minimum ledger rollover time must not be negative")
 	}
 	return nil
 }

@@ -166,6 +166,7 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 		Ledgers: b.ledgers, Metadata: b.md,
 		EnsembleSize: e, WriteQuorum: qw, AckQuorum: qa,
 		MaxEntriesPerLedger: b.opts.MaxEntriesPerLedger, MaxLedgerAge: b.opts.MaxLedgerRolloverTime,
+		MinLedgerAge:          b.opts.MinLedgerRolloverTime,
 		Retention:             func() managed.Retention { return b.retention(ns) },
 		TrimInterval:          b.opts.RetentionCheckInterval,
 		CacheMaxBytes:         b.opts.TopicCacheBytes,

@@ -99,6 +99,7 @@ func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
 	f.IntVar(&o.DefaultAckQuorum, "default-ack-quorum", 1, "acknowledgements needed per entry for namespaces without a persistence policy")
 	f.Int64Var(&o.MaxEntriesPerLedger, "max-entries-per-ledger", 50000, "roll a topic's ledger over after this many entries")
 	f.DurationVar(&o.MaxLedgerRolloverTime, "max-ledger-rollover-time", 4*time.Hour, "roll a topic's ledger over after this long")
+	f.DurationVar(&o.MinLedgerRolloverTime, "min-ledger-rollover-time", 10*time.Minute, "roll a topic's ledger over by entries or size only once it is this old (bounds a busy topic's ledger count; 0: no minimum)")
 	f.IntVar(&o.MaxMessageSize, "max-message-size", 5<<20, "largest message (entry) accepted, in bytes")
 	f.DurationVar(&o.RetentionCheckInterval, "retention-check-interval", 2*time.Minute, "how often consumed ledgers are trimmed")
 	f.DurationVar(&o.PolicyCheckInterval, "policy-check-interval", 10*time.Second, "how often message TTL, backlog quotas and rate limits are applied")

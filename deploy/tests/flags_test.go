@@ -19,7 +19,7 @@ var strataFlags = map[string][]string{
 	"broker": {
 		"etcd-endpoints", "config-store-endpoints", "cluster", "grpc-addr", "http-addr",
 		"advertised-address", "session-ttl", "default-ensemble-size", "default-write-quorum",
-		"default-ack-quorum", "max-entries-per-ledger", "max-ledger-rollover-time",
+		"default-ack-quorum", "max-entries-per-ledger", "max-ledger-rollover-time", "min-ledger-rollover-time",
 		"authentication-enabled", "authorization-enabled", "token-secret-key", "token-public-key",
 		"superuser-roles", "tls-cert-file", "tls-key-file", "tls-trust-certs-file",
 		"tls-require-client-cert", "offload-driver", "offload-s3-endpoint", "offload-s3-bucket",

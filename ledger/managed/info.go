@@ -1,11 +1,14 @@
 package managed
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/strata-mq/strata/internal/testfault"
 	"github.com/strata-mq/strata/metadata"
@@ -118,10 +121,54 @@ func loadInfo(ctx context.Context, store metadata.Store, name string) (mlInfo, i
 		if err != nil {
 			return mlInfo{}, 0, fmt.Errorf("managed ledger %s: read: %w", name, err)
 		}
-		var info mlInfo
-		if err := json.Unmarshal(kv.Value, &info); err != nil {
+		info, err := decodeInfo(kv.Value)
+		if err != nil {
 			return mlInfo{}, 0, fmt.Errorf("managed ledger %s: corrupt metadata: %w", name, err)
 		}
 		return info, kv.ModRevision, nil
 	}
+}
+
+// The ledger list is one etcd value, rewritten on every change, and etcd
+// refuses requests above 1.5 MiB by default. A list whose JSON exceeds
+// infoCompressAbove (a few hundred ledgers) is stored zstd-compressed,
+// which makes a ledger cost some 50 bytes instead of 450: a topic with
+// offloaded ledgers and long retention keeps rolling over. Smaller lists
+// stay plain JSON, readable by older builds and by people.
+const maxInfoSize = 256 << 20 // decompressed; a corrupt value cannot claim more
+
+var infoCompressAbove = 64 << 10 // tests lower it
+
+var (
+	zstdMagic   = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	infoEncoder = mustZstd(zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)))
+	infoDecoder = mustZstd(zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxInfoSize)))
+)
+
+// mustZstd panics on an error, which only invalid options cause.
+func mustZstd[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func encodeInfo(info mlInfo) ([]byte, error) {
+	data, err := json.Marshal(info)
+	if err != nil || len(data) <= infoCompressAbove {
+		return data, err
+	}
+	return infoEncoder.EncodeAll(data, make([]byte, 0, len(data)/4)), nil
+}
+
+func decodeInfo(b []byte) (mlInfo, error) {
+	if bytes.HasPrefix(b, zstdMagic) {
+		var err error
+		if b, err = infoDecoder.DecodeAll(b, nil); err != nil {
+			return mlInfo{}, fmt.Errorf("decompress ledger list: %w", err)
+		}
+	}
+	var info mlInfo
+	err := json.Unmarshal(b, &info)
+	return info, err
 }

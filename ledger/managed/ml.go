@@ -6,7 +6,6 @@ package managed
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -287,7 +286,7 @@ func (ml *ManagedLedger) createLedger(ctx context.Context, floor int64) (*ledger
 // storeInfo writes the ledger list with compare-and-swap; a conflict means
 // another owner changed it, and this instance is fenced.
 func (ml *ManagedLedger) storeInfo(ctx context.Context, info mlInfo, version int64) (int64, error) {
-	data, err := json.Marshal(info)
+	data, err := encodeInfo(info)
 	if err != nil {
 		return 0, err
 	}

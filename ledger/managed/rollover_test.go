@@ -350,3 +350,33 @@ func TestNoLedgerStormWhileBookiesAreDown(t *testing.T) {
 		t.Fatalf("read %d entries, want 6", got)
 	}
 }
+
+// TestCompressedLedgerListReopens: with every ledger list stored compressed
+// (the threshold lowered to 0), a log rolls over, reopens and reads back
+// every entry in order, and its stored list is a zstd frame, not JSON.
+func TestCompressedLedgerListReopens(t *testing.T) {
+	defer managed.SetInfoCompressAbove(0)()
+	e := newEnv(t, 1, func(o *managed.Options) { o.MaxEntriesPerLedger = 7 })
+	ml := e.open(t, "public/default/zipped")
+	const n = 100
+	pos := appendAll(t, ml, 0, n)
+	must(t, ml.Close(ctxT(t, time.Minute)))
+	kv, err := e.c.Store.Get(ctxT(t, time.Minute), metadata.ManagedLedgersPrefix+"public/default/zipped")
+	must(t, err)
+	if !bytes.HasPrefix(kv.Value, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("stored ledger list starts %q, want a zstd frame", kv.Value[:min(8, len(kv.Value))])
+	}
+	ml2 := e.open(t, "public/default/zipped")
+	got := readAll(t, mustCursor(t, ml2, "s", managed.Earliest))
+	if len(got) != n {
+		t.Fatalf("read %d entries after reopen, want %d", len(got), n)
+	}
+	for i, en := range got {
+		if en.Position != pos[i] || !bytes.Equal(en.Data, data(i, int64(1000+i))) {
+			t.Fatalf("entry %d at %v, want %v", i, en.Position, pos[i])
+		}
+	}
+	if l := len(ml2.Stats().Ledgers); l < n/7 {
+		t.Fatalf("%d ledgers, want at least %d", l, n/7)
+	}
+}
