@@ -157,6 +157,9 @@ func startCluster(ctx context.Context, t testing.TB, cfg Config, bins Binaries) 
 		"--listen-client-urls", "http://" + c.etcdAddr, "--advertise-client-urls", "http://" + c.etcdAddr,
 		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
 		"--initial-cluster", "chaos=http://" + peer, "--unsafe-no-fsync", "--log-level", "warn",
+		// As a production etcd should be: history compacted, or its
+		// 2 GB quota fills within minutes of this workload.
+		"--auto-compaction-mode", "periodic", "--auto-compaction-retention", "1m",
 	}}
 	if err := c.etcd.start(); err != nil {
 		return c, err
@@ -232,7 +235,7 @@ func (c *cluster) addBroker(i int) error {
 		"broker", "--cluster", clusterName, "--etcd-endpoints", p.addr(),
 		"--grpc-addr", n.grpcAddr, "--http-addr", n.httpAddr, "--session-ttl", sessionTTL.String(),
 		"--default-ensemble-size", "3", "--default-write-quorum", "3", "--default-ack-quorum", "2",
-		"--max-entries-per-ledger", fmt.Sprint(c.cfg.EntriesPerLedger), "--broker-deduplication-enabled",
+		"--max-entries-per-ledger", fmt.Sprint(c.cfg.EntriesPerLedger), "--min-ledger-rollover-time", "0", "--broker-deduplication-enabled",
 		"--retention-check-interval", "5s", "--policy-check-interval", "5s",
 		"--lost-bookie-recovery-delay", c.cfg.LostBookieDelay.String(), "--open-ledger-rereplication-grace-period", "5s",
 		"--auditor-check-interval", "30s", "--log-level", "warn",
