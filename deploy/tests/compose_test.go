@@ -52,6 +52,13 @@ func TestComposeCluster(t *testing.T) {
 			t.Errorf("no %s service", name)
 		}
 	}
+	// Every rollover rewrites a topic's ledger list and every cursor flush its cursor: an etcd
+	// that keeps all history fills its quota and refuses writes (the fault harness's soak did
+	// in 8 minutes).
+	if etcd := p.Services["etcd"].Command; !slices.Contains(etcd, "--auto-compaction-mode=periodic") ||
+		!slices.ContainsFunc(etcd, func(a string) bool { return strings.HasPrefix(a, "--auto-compaction-retention=") }) {
+		t.Errorf("etcd does not compact its history: %q", etcd)
+	}
 
 	root, _ := filepath.Abs(repoRoot)
 	for name, s := range p.Services {
