@@ -117,7 +117,7 @@ func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
 	f.DurationVar(&o.TopicIdleTimeout, "topic-idle-timeout", 10*time.Minute, "unload a topic with no producer, consumer, reader or subscription after this long")
 	f.DurationVar(&o.HTTPReadTimeout, "http-read-timeout", time.Minute, "time allowed to read an HTTP request (headers and body)")
 	f.DurationVar(&o.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "close idle HTTP keep-alive connections after this long")
-	// Bookie auto-recovery (docs/operations.md, "Auto-recovery").
+	// Bookie auto-recovery (docs/storage-protocol.md, "Auto-recovery").
 	f.VarPF(invertedBool{&o.AutoRecovery.Disabled}, "auto-recovery", "", "run the auto-recovery auditor election and a re-replication worker in this broker").NoOptDefVal = "true"
 	f.DurationVar(&o.AutoRecovery.LostBookieDelay, "lost-bookie-recovery-delay", 5*time.Minute, "re-replicate the ledgers of a bookie unregistered for this long")
 	f.DurationVar(&o.AutoRecovery.CheckInterval, "auditor-check-interval", time.Hour, "how often the auditor checks every ledger's replicas besides reacting to bookie changes")
