@@ -60,7 +60,7 @@ type topicStatsJSON struct {
 	OffloadedStorageSize int64                        `json:"offloadedStorageSize"`
 	Publishers           []publisherStats             `json:"publishers"`
 	Subscriptions        map[string]subscriptionStats `json:"subscriptions"`
-	Replication          map[string]any               `json:"replication"`
+	Replication          map[string]replicatorStats   `json:"replication"`
 	DeduplicationStatus  string                       `json:"deduplicationStatus"`
 }
 
@@ -80,7 +80,7 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		MsgInCounter: t.stats.in.msgs.Load(), BytesInCounter: t.stats.in.bytes.Load(),
 		MsgOutCounter: t.stats.out.msgs.Load(), BytesOutCounter: t.stats.out.bytes.Load(),
 		StorageSize: ms.Size, OffloadedStorageSize: ms.OffloadedSize,
-		Publishers: []publisherStats{}, Subscriptions: map[string]subscriptionStats{}, Replication: map[string]any{},
+		Publishers: []publisherStats{}, Subscriptions: map[string]subscriptionStats{}, Replication: map[string]replicatorStats{},
 		DeduplicationStatus: t.dedup.status(),
 	}
 	if out.MsgInCounter > 0 {
@@ -128,6 +128,7 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		ss.MsgRateRedeliver, _ = s.redelivered.rates()
 		out.Subscriptions[s.name] = ss
 	}
+	t.replicationStats(out.Replication)
 	// Pulsar's backlogSize: bytes from the slowest subscription on.
 	_, _, out.BacklogSize = t.backlog(ms)
 	return out
@@ -154,7 +155,7 @@ func (b *Broker) partitionedStats(ctx context.Context, w http.ResponseWriter, r 
 		Metadata   map[string]int            `json:"metadata"`
 		Partitions map[string]topicStatsJSON `json:"partitions,omitempty"`
 	}
-	agg := partitioned{topicStatsJSON: topicStatsJSON{Publishers: []publisherStats{}, Subscriptions: map[string]subscriptionStats{}, Replication: map[string]any{}, DeduplicationStatus: "Disabled"},
+	agg := partitioned{topicStatsJSON: topicStatsJSON{Publishers: []publisherStats{}, Subscriptions: map[string]subscriptionStats{}, Replication: map[string]replicatorStats{}, DeduplicationStatus: "Disabled"},
 		Metadata: map[string]int{"partitions": pm.Partitions}}
 	per := r.URL.Query().Get("perPartition") == "true"
 	if per {
@@ -191,6 +192,12 @@ func (b *Broker) partitionedStats(ctx context.Context, w http.ResponseWriter, r 
 			cur.UnackedMessages += ss.UnackedMessages
 			cur.Consumers = append(cur.Consumers, ss.Consumers...)
 			a.Subscriptions[name] = cur
+		}
+		for remote, rs := range st.Replication {
+			if cur, ok := a.Replication[remote]; ok {
+				rs = rs.plus(cur)
+			}
+			a.Replication[remote] = rs
 		}
 		if per {
 			agg.Partitions[p.String()] = st

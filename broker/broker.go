@@ -62,6 +62,8 @@ type Broker struct {
 	authz *auth.Authorizer
 	pub   *publishBuffer // bytes of sends held (MaxMessagePublishBufferBytes)
 
+	remotes *remoteClients // clients of other clusters, for replicators
+
 	// adminClient calls other brokers' admin API (partitioned topics).
 	adminClientOnce sync.Once
 	adminClient     *http.Client
@@ -132,6 +134,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.log = b.log.With("broker", b.id)
 	b.cfg = tenants.NewStore(opts.ConfigStore, tenants.StoreOptions{LocalCluster: opts.Cluster})
+	b.remotes = newRemoteClients(b)
 	b.ledgers = opts.Ledgers
 	if b.ledgers == nil {
 		// Entries are a message plus its metadata: as large as the
@@ -252,6 +255,7 @@ func (b *Broker) initLoop() {
 	}
 	b.cache.Store(cache)
 	cache.Subscribe(b.checkAccess)
+	cache.Subscribe(b.replicationChanged)
 	b.own.run() // returns when the broker stops
 }
 
@@ -322,6 +326,7 @@ func (b *Broker) Close() error {
 	}
 	b.wg.Wait()
 	b.stopAutoRecovery()
+	b.remotes.close()
 	if c := b.cache.Load(); c != nil {
 		c.Close()
 	}
@@ -361,6 +366,7 @@ func (b *Broker) Kill() {
 	}
 	b.wg.Wait()
 	b.stopAutoRecovery()
+	b.remotes.close()
 	if b.ownsLedg {
 		b.ledgers.Close()
 	}

@@ -51,6 +51,14 @@ var (
 	descProducers   = desc("pulsar_producers_count", "Connected producers.")
 	descConsumers   = desc("pulsar_consumers_count", "Connected consumers.")
 	descSubs        = desc("pulsar_subscriptions_count", "Subscriptions.")
+	descReplBacklog = desc("pulsar_replication_backlog", "Entries not yet replicated to the remote cluster.", "remote_cluster")
+	descReplRateOut = desc("pulsar_replication_rate_out", "Replication rate to the remote cluster, messages/s (last interval).", "remote_cluster")
+	descReplThrOut  = desc("pulsar_replication_throughput_out", "Replication throughput to the remote cluster, bytes/s (last interval).", "remote_cluster")
+	descReplRateIn  = desc("pulsar_replication_rate_in", "Replication rate from the remote cluster, messages/s (last interval).", "remote_cluster")
+	descReplThrIn   = desc("pulsar_replication_throughput_in", "Replication throughput from the remote cluster, bytes/s (last interval).", "remote_cluster")
+	descReplConn    = desc("pulsar_replication_connected_count", "1 while the replicator to the remote cluster is connected.", "remote_cluster")
+	descReplDelay   = desc("pulsar_replication_delay_in_seconds", "With a replication backlog, the age of the last message the remote cluster acknowledged.", "remote_cluster")
+	descReplOut     = desc("strata_replication_out_messages_total", "Messages the remote cluster acknowledged since the topic was loaded on this broker.", "remote_cluster")
 	descTopicsCount = prometheus.NewDesc("pulsar_topics_count", "Topics loaded on this broker.", []string{"cluster"}, nil)
 )
 
@@ -127,6 +135,22 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			gauge(descSubBacklog, float64(cs.Backlog), strings.ToValidUTF8(cs.Name, "\uFFFD"))
 		}
 		gauge(descBacklog, float64(backlog))
+		repl := map[string]replicatorStats{}
+		t.replicationStats(repl)
+		for remote, rs := range repl {
+			connected := 0.0
+			if rs.Connected {
+				connected = 1
+			}
+			gauge(descReplBacklog, float64(rs.ReplicationBacklog), remote)
+			gauge(descReplRateOut, rs.MsgRateOut, remote)
+			gauge(descReplThrOut, rs.MsgThroughputOut, remote)
+			gauge(descReplRateIn, rs.MsgRateIn, remote)
+			gauge(descReplThrIn, rs.MsgThroughputIn, remote)
+			gauge(descReplConn, connected, remote)
+			gauge(descReplDelay, float64(rs.ReplicationDelayInSeconds), remote)
+			ch <- prometheus.MustNewConstMetric(descReplOut, prometheus.CounterValue, float64(rs.MsgOutCounter), append(append([]string(nil), lv...), remote)...)
+		}
 		np, nc, ns := t.counts()
 		gauge(descProducers, float64(np))
 		gauge(descConsumers, float64(nc))

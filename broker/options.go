@@ -36,6 +36,10 @@ type Options struct {
 	ConfigStore metadata.Store
 	// Ledgers is the ledger client; default one built on Metadata.
 	Ledgers *ledger.Client
+	// BrokerClientToken is the JWT this broker presents to the brokers of
+	// other clusters when it replicates to them (Pulsar's
+	// brokerClientAuthenticationParameters); empty: none.
+	BrokerClientToken string
 
 	// SessionTTL is the lease TTL of ownership and registration; default 10 s.
 	SessionTTL time.Duration

@@ -63,6 +63,9 @@ func (t *Topic) maintain(ctx context.Context) {
 	if err := t.dedup.sync(ctx, p); err != nil {
 		t.log.Warn("deduplication policy", "err", err)
 	}
+	if err := t.syncReplicators(ctx, p); err != nil {
+		t.log.Warn("replication policy", "err", err)
+	}
 	t.enforce(ctx, p)
 }
 

@@ -85,6 +85,19 @@ func (t *Topic) addProducer(open *clientpb.ProducerOpen, role string) (*Producer
 	return p, nil
 }
 
+// hasReplicatorProducer reports whether another cluster's replicator
+// produces to the topic.
+func (t *Topic) hasReplicatorProducer() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name := range t.mu.producers {
+		if isReplicatorName(name) {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Producer) exclusive() bool { return p.accessExclusive }
 
 func (t *Topic) removeProducer(p *Producer) {
@@ -147,6 +160,10 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 		fail(clientpb.ServerError_INVALID_MESSAGE, "%v", err)
 		return
 	}
+	if err := p.checkOrigin(md); err != nil {
+		fail(clientpb.ServerError_INVALID_MESSAGE, "%v", err)
+		return
+	}
 	n := md.NumMessages()
 	start := time.Now()
 	receipt := func(pos managed.Position) *clientpb.ProduceResponse {
@@ -155,13 +172,17 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 			MessageId: &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
 		}}}
 	}
-	fresh, done := t.dedup.check(md, func(pos managed.Position, err error) {
+	fresh, done, err := t.dedup.check(md, func(pos managed.Position, err error) {
 		if err != nil {
 			fail(serverError(err), "persist message: %v", err)
 			return
 		}
 		p.complete(slot, receipt(pos)) // a duplicate: acknowledged, not stored again
 	})
+	if err != nil {
+		fail(serverError(err), "%v", err)
+		return
+	}
 	if !fresh {
 		return
 	}
@@ -178,6 +199,33 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 		p.stored.add(n, len(s.Entry))
 		p.complete(slot, receipt(pos))
 	})
+}
+
+// checkOrigin checks who an entry says it comes from: its producer name is
+// a valid name, and entries replicated from another cluster come from a
+// replicator (a producer named pulsar.repl.*) with their source position,
+// and only those: the receiving broker deduplicates them by that position.
+func (p *Producer) checkOrigin(md *pulsarpb.MessageMetadata) error {
+	if err := tenants.ValidateProducerName(md.GetProducerName()); err != nil {
+		return err
+	}
+	from := md.GetReplicatedFrom()
+	switch {
+	case from == "" && isReplicatorName(p.name):
+		return fmt.Errorf("producer %q: names starting with %q are for replicators, whose entries say which cluster they come from", p.name, replicatorPrefix)
+	case from == "":
+		return nil
+	case !isReplicatorName(p.name):
+		return fmt.Errorf("an entry replicated from %q comes from producer %q, not a replicator (%s*)", from, p.name, replicatorPrefix)
+	case from == p.t.b.opts.Cluster:
+		return fmt.Errorf("an entry replicated from %q reached that cluster itself", from)
+	}
+	if _, _, ok, err := md.ReplSourcePosition(); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("an entry replicated from %q has no %s", from, pulsarpb.ReplSourcePositionProperty)
+	}
+	return nil
 }
 
 // maxEntrySize is the largest entry accepted for a message size limit: the

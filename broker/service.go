@@ -143,6 +143,13 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 		return statusError(err)
 	}
 	defer t.removeProducer(p)
+	if isReplicatorName(p.name) {
+		// Another cluster's replicator: its entries are deduplicated by
+		// their source position, whatever the policy.
+		if err := t.dedup.load(ctx); err != nil {
+			return statusError(err)
+		}
+	}
 	if err := stream.Send(&clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Opened{Opened: &clientpb.ProducerOpened{
 		ProducerName: p.name, LastSequenceId: t.dedup.lastSequence(p.name), MaxMessageSize: int64(s.b.opts.MaxMessageSize), Topic: name.String(),
 	}}}); err != nil {

@@ -29,6 +29,9 @@ type Topic struct {
 	dispatch  dispatchLimits // the topic dispatch rate, shared by its subscriptions
 	dedup     *dedup
 
+	replMu sync.Mutex             // serializes starting and stopping replicators
+	repl   map[string]*replicator // by remote cluster
+
 	mu struct {
 		sync.Mutex
 		producers map[string]*Producer
@@ -146,6 +149,7 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 	t.stats = newTopicStats()
 	t.policy = newPolicyState()
 	t.dedup = newDedup(t)
+	t.repl = map[string]*replicator{}
 	obs := b.metrics.observer(t)
 	t.stats.publishLatency.fn.Store(&obs)
 	e, qw, qa := b.opts.DefaultEnsembleSize, b.opts.DefaultWriteQuorum, b.opts.DefaultAckQuorum
@@ -185,6 +189,13 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 	}
 	pol := t.policies()
 	if err := t.dedup.sync(ctx, pol); err != nil {
+		t.ml.Close(ctx)
+		return nil, fmt.Errorf("load topic %s: %w", name, err)
+	}
+	// Replicator cursors exist before the first producer is admitted, so
+	// everything produced from now on is replicated.
+	if err := t.syncReplicators(ctx, pol); err != nil {
+		t.stopReplicators()
 		t.ml.Close(ctx)
 		return nil, fmt.Errorf("load topic %s: %w", name, err)
 	}
@@ -283,6 +294,7 @@ func (t *Topic) close(ctx context.Context, cause error) error {
 	for _, s := range subs {
 		s.close(cause)
 	}
+	t.stopReplicators()
 	err := t.ml.Close(ctx)
 	t.b.mu.Lock()
 	if l, ok := t.b.mu.topics[t.name.String()]; ok && l.t == t {
@@ -315,6 +327,7 @@ func (t *Topic) abandon() {
 	for _, s := range subs {
 		s.stopDispatcher()
 	}
+	t.stopReplicators()
 	t.ml.Abandon()
 }
 

@@ -14,14 +14,15 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -46,25 +47,24 @@ type Client struct {
 }
 
 // New returns a client for the cluster reachable at url: host:port of a
-// broker's gRPC listener, or several comma-separated (lookups go to any of
-// them, moving on when one is unreachable). No connection is made until
-// first use.
+// broker's listener, or several comma-separated (lookups go to any of
+// them, moving on when one is unreachable), in Pulsar's forms too:
+// pulsar://host:6650, pulsar://a:6650,b:6650, pulsar+ssl://host:6651 (TLS,
+// trusting the system's roots unless WithTLS says otherwise). No
+// connection is made until first use.
 func New(url string, opts ...ClientOption) (*Client, error) {
-	var urls []string
-	for _, u := range strings.Split(url, ",") {
-		u = strings.TrimPrefix(strings.TrimSpace(u), "grpc://")
-		if u != "" {
-			urls = append(urls, u)
-		}
-	}
-	if len(urls) == 0 {
-		return nil, fmt.Errorf("strata: empty service URL")
+	u, err := parseServiceURL(url)
+	if err != nil {
+		return nil, err
 	}
 	o := defaultClientOptions()
 	for _, f := range opts {
 		f(&o)
 	}
-	c := &Client{urls: urls, opts: o, log: o.logger}
+	if u.tls && o.creds == nil {
+		o.creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	c := &Client{urls: u.hosts, opts: o, log: o.logger}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	return c, nil
 }

@@ -124,6 +124,20 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 	p.route(msg).sendAsync(ctx, msg, cb)
 }
 
+// SendEntryAsync publishes an entry already encoded in the layout brokers
+// store ([0x0e01][crc32c][metadata size][MessageMetadata][payload], a batch
+// included), unchanged: for replicators and proxies that pass on what
+// another broker stored. The producer must be on one topic or partition;
+// cb runs once, in send order with the producer's other sends, with the
+// entry's id (BatchIndex -1) or an error.
+func (p *Producer) SendEntryAsync(ctx context.Context, entry []byte, cb func(MessageID, error)) {
+	if len(p.parts) != 1 {
+		cb(MessageID{}, fmt.Errorf("strata: SendEntryAsync on %s: a partitioned producer cannot choose a partition for an encoded entry; produce to a partition", p.topic))
+		return
+	}
+	p.parts[0].sendEntryAsync(ctx, entry, cb)
+}
+
 // Flush sends any batched messages and waits until every pending one is
 // acknowledged (or failed) and its callback has returned. Do not call it
 // (or Close) from a send callback.
@@ -219,7 +233,7 @@ func (p *partitionProducer) sendLoop(pc *produceConn) {
 		p.mu.Unlock()
 		for _, pe := range q {
 			if err := pc.stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{
-				SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: int32(len(pe.msgs)), Entry: pe.entry}}}); err != nil {
+				SequenceId: pe.seqFirst, HighestSequenceId: pe.seqLast, NumMessages: pe.messages(), Entry: pe.entry}}}); err != nil {
 				pc.cancel()
 				return
 			}
@@ -242,7 +256,16 @@ type pendingEntry struct {
 	entry             []byte
 	msgs              []*pendingMsg
 	batch             bool
+	numMessages       int32 // of an encoded entry sent as is; else len(msgs)
 	sentAt            time.Time
+}
+
+// messages returns how many messages the entry holds.
+func (pe *pendingEntry) messages() int32 {
+	if pe.numMessages > 0 {
+		return pe.numMessages
+	}
+	return int32(len(pe.msgs))
 }
 
 func newPartitionProducer(c *Client, topic string, partition int32, o producerOptions) *partitionProducer {
@@ -538,6 +561,27 @@ func (p *partitionProducer) fail(err error) {
 	p.failEntry(&pendingEntry{msgs: batch}, err)
 }
 
+// acquire takes a slot of the pending queue, waiting for one when the
+// producer blocks while the queue is full.
+func (p *partitionProducer) acquire(ctx context.Context) error {
+	if !p.opts.blockIfQueueFull {
+		select {
+		case p.sem <- struct{}{}:
+			return nil
+		default:
+			return ErrProducerQueueFull
+		}
+	}
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return ErrClosed
+	}
+}
+
 func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage, cb func(MessageID, *ProducerMessage, error)) {
 	if cb == nil {
 		cb = func(MessageID, *ProducerMessage, error) {}
@@ -546,23 +590,9 @@ func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage,
 		cb(MessageID{}, msg, fmt.Errorf("%w: %d bytes (the broker's maximum is %d)", ErrMessageTooLarge, len(msg.Payload), limit))
 		return
 	}
-	if p.opts.blockIfQueueFull {
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			cb(MessageID{}, msg, ctx.Err())
-			return
-		case <-p.done:
-			cb(MessageID{}, msg, ErrClosed)
-			return
-		}
-	} else {
-		select {
-		case p.sem <- struct{}{}:
-		default:
-			cb(MessageID{}, msg, ErrProducerQueueFull)
-			return
-		}
+	if err := p.acquire(ctx); err != nil {
+		cb(MessageID{}, msg, err)
+		return
 	}
 	p.mu.Lock()
 	if p.mu.closed {
@@ -609,6 +639,50 @@ func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage,
 			p.flushBatchLocked()
 			p.mu.Unlock()
 		})
+	}
+	p.mu.Unlock()
+}
+
+func (p *partitionProducer) sendEntryAsync(ctx context.Context, entry []byte, cb func(MessageID, error)) {
+	md, payload, err := pulsarpb.DecodeEntry(entry)
+	if err != nil {
+		cb(MessageID{}, fmt.Errorf("strata: not an encoded entry: %w", err))
+		return
+	}
+	if limit := p.maxSize.Load(); int64(len(payload)) > limit {
+		cb(MessageID{}, fmt.Errorf("%w: %d bytes (the broker's maximum is %d)", ErrMessageTooLarge, len(payload), limit))
+		return
+	}
+	if err := p.acquire(ctx); err != nil {
+		cb(MessageID{}, err)
+		return
+	}
+	p.mu.Lock()
+	if p.mu.closed {
+		err := p.mu.err
+		p.mu.Unlock()
+		<-p.sem
+		if err == nil {
+			err = ErrClosed
+		}
+		cb(MessageID{}, err)
+		return
+	}
+	p.flushBatchLocked() // after what was sent before it
+	seq := p.mu.seq
+	p.mu.seq++
+	n := md.NumMessages()
+	pm := &pendingMsg{seq: seq, cb: func(id MessageID, _ *ProducerMessage, err error) {
+		if err == nil {
+			id.BatchIndex, id.BatchSize = -1, int32(n)
+		}
+		cb(id, err)
+	}}
+	pe := &pendingEntry{seqFirst: seq, seqLast: seq, entry: entry, msgs: []*pendingMsg{pm}, numMessages: int32(n), sentAt: time.Now()}
+	p.mu.pending = append(p.mu.pending, pe)
+	if pc := p.mu.conn; pc != nil {
+		pc.queue = append(pc.queue, pe)
+		pc.signal()
 	}
 	p.mu.Unlock()
 }

@@ -147,8 +147,30 @@ type TopicStats struct {
 	OffloadedStorageSize int64                        `json:"offloadedStorageSize"`
 	Publishers           []PublisherStats             `json:"publishers"`
 	Subscriptions        map[string]SubscriptionStats `json:"subscriptions"`
-	Replication          map[string]any               `json:"replication"`
+	Replication          map[string]ReplicatorStats   `json:"replication"`
 	DeduplicationStatus  string                       `json:"deduplicationStatus"`
+}
+
+// ReplicatorStats are a topic's replication figures for one remote cluster
+// (Pulsar's ReplicatorStats): Out is this cluster's replicator sending
+// there, In that cluster's replicator sending here.
+type ReplicatorStats struct {
+	MsgRateIn                 float64 `json:"msgRateIn"`
+	MsgThroughputIn           float64 `json:"msgThroughputIn"`
+	MsgRateOut                float64 `json:"msgRateOut"`
+	MsgThroughputOut          float64 `json:"msgThroughputOut"`
+	MsgOutCounter             int64   `json:"msgOutCounter"`
+	BytesOutCounter           int64   `json:"bytesOutCounter"`
+	MsgRateExpired            float64 `json:"msgRateExpired"`
+	ReplicationBacklog        int64   `json:"replicationBacklog"`
+	Connected                 bool    `json:"connected"`
+	ReplicationDelayInSeconds int64   `json:"replicationDelayInSeconds"`
+	InboundConnection         string  `json:"inboundConnection,omitempty"`
+	InboundConnectedSince     string  `json:"inboundConnectedSince,omitempty"`
+	OutboundConnection        string  `json:"outboundConnection,omitempty"`
+	OutboundConnectedSince    string  `json:"outboundConnectedSince,omitempty"`
+	// LastError says why the replicator is not connected.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // PartitionedTopicStats are the sums over a partitioned topic's partitions

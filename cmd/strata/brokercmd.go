@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,7 @@ type securityFlags struct {
 	superusers             []string
 	tlsCert, tlsKey, tlsCA string
 	requireClientCert      bool
+	brokerClientTokenFile  string
 }
 
 func (s *securityFlags) register(f *pflag.FlagSet) {
@@ -38,6 +40,7 @@ func (s *securityFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.tlsKey, "tls-key-file", "", "server private key (PEM)")
 	f.StringVar(&s.tlsCA, "tls-trust-certs-file", "", "CA certificates trusted for client certificates")
 	f.BoolVar(&s.requireClientCert, "tls-require-client-cert", false, "require a trusted client certificate (health probes excepted)")
+	f.StringVar(&s.brokerClientTokenFile, "broker-client-token-file", "", "file holding the JWT this broker presents to other clusters' brokers when it replicates to them")
 }
 
 // apply fills the broker's security options.
@@ -56,6 +59,15 @@ func (s *securityFlags) apply(o *broker.Options) error {
 		return errors.New("--authorization-enabled needs --authentication-enabled")
 	}
 	o.AuthorizationEnabled, o.SuperUserRoles = s.authz, s.superusers
+	if s.brokerClientTokenFile != "" {
+		tok, err := os.ReadFile(s.brokerClientTokenFile)
+		if err != nil {
+			return fmt.Errorf("--broker-client-token-file: %w", err)
+		}
+		if o.BrokerClientToken = strings.TrimSpace(string(tok)); o.BrokerClientToken == "" {
+			return fmt.Errorf("--broker-client-token-file %s is empty", s.brokerClientTokenFile)
+		}
+	}
 	if s.tlsCert != "" || s.tlsKey != "" {
 		cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
 		if err != nil {

@@ -20,7 +20,7 @@ func newStandaloneCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "standalone",
-		Short: "Run etcd, a bookie and a broker in one process (cluster \"standalone\")",
+		Short: "Run etcd, a bookie and a broker in one process (cluster \"standalone\" unless --cluster names another)",
 		Long: `Run a complete single-node Strata: an embedded etcd (its client port stays open
 so extra bookies and brokers can join), one bookie and one broker, with tenant
 "public" and namespace "public/default". Data under --data-dir survives restarts.`,
@@ -61,6 +61,7 @@ so extra bookies and brokers can join), one bookie and one broker, with tenant
 	f.StringVar(&o.EtcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "embedded etcd client listen address")
 	f.StringVar(&o.EtcdPeerAddr, "etcd-peer-addr", "127.0.0.1:2380", "embedded etcd peer listen address")
 	f.StringVar(&o.BookieAddr, "bookie-addr", "127.0.0.1:3181", "bookie gRPC listen address")
+	f.StringVar(&o.Cluster, "cluster", standalone.Cluster, "name of this cluster (two standalones with different names can replicate to each other)")
 	brokerFlags(f, &b)
 	sec.register(f)
 	off.register(f, "filesystem", "")

@@ -26,8 +26,10 @@ var allowed = map[string][]string{
 	"bookie":   {"api", "metadata"},
 	"ledger":   {"api", "metadata", "offload", "ledger"},
 	"tenants":  {"metadata", "tenants"},
-	"broker":   {"api", "metadata", "ledger", "offload", "tenants"},
-	"client":   {"api"},
+	// Replicators produce to other clusters with the SDK, as Pulsar's use
+	// its client.
+	"broker": {"api", "metadata", "ledger", "offload", "tenants", "client"},
+	"client": {"api"},
 	// The admin client shares the policy JSON types with the server, so
 	// both always agree on Pulsar's field names.
 	"client/admin": {"tenants"},

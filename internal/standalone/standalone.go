@@ -14,11 +14,12 @@ import (
 
 	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/broker"
+	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 )
 
-// Cluster is the cluster name of a standalone deployment.
+// Cluster is the default cluster name of a standalone deployment.
 const Cluster = "standalone"
 
 // Options configures a standalone instance.
@@ -30,6 +31,9 @@ type Options struct {
 	EtcdClientAddr, EtcdPeerAddr string
 	// BookieAddr is the bookie's listen address; default 127.0.0.1:3181.
 	BookieAddr string
+	// Cluster names the cluster; default "standalone". Two standalones
+	// with different names can replicate to each other.
+	Cluster string
 	// Broker configures the broker; Cluster, Metadata and Logger are set here.
 	Broker broker.Options
 	// Logger; default slog.Default().
@@ -53,6 +57,10 @@ func Start(ctx context.Context, o Options) (s *Standalone, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Cluster = or(o.Cluster, Cluster)
+	if err := naming.ValidateCluster(o.Cluster); err != nil {
+		return nil, fmt.Errorf("standalone: cluster name: %w", err)
+	}
 	s = &Standalone{}
 	defer func() {
 		if err != nil {
@@ -71,8 +79,8 @@ func Start(ctx context.Context, o Options) (s *Standalone, err error) {
 	host := advertisedHost(bo)
 	_, gport, _ := net.SplitHostPort(bo.GRPCAddr)
 	_, hport, _ := net.SplitHostPort(bo.HTTPAddr)
-	if err = tenants.InitializeCluster(ctx, s.Store, Cluster, tenants.ClusterData{
-		ServiceURL: "http://" + net.JoinHostPort(host, hport), BrokerServiceURL: net.JoinHostPort(host, gport),
+	if err = tenants.InitializeCluster(ctx, s.Store, o.Cluster, tenants.ClusterData{
+		ServiceURL: "http://" + net.JoinHostPort(host, hport), BrokerServiceURL: "pulsar://" + net.JoinHostPort(host, gport),
 	}); err != nil {
 		return s, fmt.Errorf("standalone: initialize cluster: %w", err)
 	}
@@ -94,7 +102,7 @@ func Start(ctx context.Context, o Options) (s *Standalone, err error) {
 	if err = s.Bookie.Start(); err != nil {
 		return s, err
 	}
-	bo.Cluster, bo.Metadata, bo.Logger = Cluster, s.Store, o.Logger
+	bo.Cluster, bo.Metadata, bo.Logger = o.Cluster, s.Store, o.Logger
 	if s.Broker, err = broker.New(bo); err != nil {
 		return s, err
 	}

@@ -37,9 +37,20 @@ type Config struct {
 	Brokers int
 	// BrokerOptions adjusts the options of broker i before each start.
 	BrokerOptions func(i int, o *broker.Options)
+
+	// Name is the cluster's name; default ClusterName.
+	Name string
+	// OwnEtcd starts an embedded etcd of the cluster's own for its local
+	// store, instead of a key root on the test binary's shared one (for
+	// geo-replication tests: each cluster its own local store).
+	OwnEtcd bool
+	// ConfigStore is the configuration store (clusters, tenants,
+	// namespaces), shared by clusters that replicate to each other;
+	// default the local store.
+	ConfigStore metadata.Store
 }
 
-// ClusterName is the name of the test cluster.
+// ClusterName is the default name of a test cluster.
 const ClusterName = "test"
 
 // Cluster is a running test cluster. Close is registered with t.Cleanup.
@@ -75,10 +86,23 @@ type BookieNode struct {
 // New starts a cluster.
 func New(t testing.TB, cfg Config) *Cluster {
 	t.Helper()
-	store, ecfg := testutil.Store(t)
+	if cfg.Name == "" {
+		cfg.Name = ClusterName
+	}
+	root := t.TempDir()
+	var store metadata.Store
+	var ecfg metadata.EtcdConfig
+	if cfg.OwnEtcd {
+		store, ecfg = OwnEtcd(t, filepath.Join(root, "etcd"))
+	} else {
+		store, ecfg = testutil.Store(t)
+	}
+	if cfg.ConfigStore == nil {
+		cfg.ConfigStore = store
+	}
 	// TempDir before Cleanup(Close): cleanups run in reverse, so components
 	// stop before their directories are removed.
-	c := &Cluster{t: t, cfg: cfg, Store: store, Etcd: ecfg, Log: TestLogger(t), root: t.TempDir()}
+	c := &Cluster{t: t, cfg: cfg, Store: store, Etcd: ecfg, Log: TestLogger(t), root: root}
 	t.Cleanup(c.Close)
 	for i := 0; i < cfg.Bookies; i++ {
 		c.AddBookie()
@@ -86,15 +110,52 @@ func New(t testing.TB, cfg Config) *Cluster {
 	if cfg.Brokers > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := tenants.InitializeCluster(ctx, store, ClusterName, tenants.ClusterData{ServiceURL: "http://127.0.0.1:8080"}); err != nil {
+		// The brokers' addresses are chosen now, so the cluster registers
+		// its real URLs (replicators of other clusters dial them).
+		for i := 0; i < cfg.Brokers; i++ {
+			c.brokers = append(c.brokers, &BrokerNode{Index: i, GRPCAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t)})
+		}
+		var grpcs []string
+		for _, n := range c.brokers {
+			grpcs = append(grpcs, n.GRPCAddr)
+		}
+		if err := tenants.InitializeCluster(ctx, cfg.ConfigStore, cfg.Name, tenants.ClusterData{
+			ServiceURL: "http://" + c.brokers[0].HTTPAddr, BrokerServiceURL: "pulsar://" + strings.Join(grpcs, ","),
+		}); err != nil {
 			t.Fatalf("initialize cluster: %v", err)
 		}
 		for i := 0; i < cfg.Brokers; i++ {
-			c.AddBroker()
+			if err := c.StartBroker(i); err != nil {
+				t.Fatalf("start broker %d: %v", i, err)
+			}
 		}
 	}
 	return c
 }
+
+// OwnEtcd starts an embedded etcd in dir for one cluster, stopped when the
+// test ends.
+func OwnEtcd(t testing.TB, dir string) (metadata.Store, metadata.EtcdConfig) {
+	t.Helper()
+	e, err := metadata.StartEmbedded(metadata.EmbedConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true, LogLevel: "panic"})
+	if err != nil {
+		t.Fatalf("embedded etcd: %v", err)
+	}
+	t.Cleanup(e.Close)
+	cfg := metadata.EtcdConfig{Endpoints: e.Endpoints()}
+	s, err := metadata.NewEtcdStore(cfg)
+	if err != nil {
+		t.Fatalf("metadata store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, cfg
+}
+
+// Name returns the cluster's name.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// ConfigStore returns the cluster's configuration store.
+func (c *Cluster) ConfigStore() metadata.Store { return c.cfg.ConfigStore }
 
 // AddBroker starts one more broker and returns its index.
 func (c *Cluster) AddBroker() int {
@@ -113,7 +174,7 @@ func (c *Cluster) AddBroker() int {
 func (c *Cluster) BrokerOptions(i int) broker.Options {
 	n := c.brokerNode(i)
 	o := broker.Options{
-		Cluster: ClusterName, GRPCAddr: n.GRPCAddr, HTTPAddr: n.HTTPAddr, Metadata: c.Store, Logger: c.Log,
+		Cluster: c.cfg.Name, GRPCAddr: n.GRPCAddr, HTTPAddr: n.HTTPAddr, Metadata: c.Store, ConfigStore: c.cfg.ConfigStore, Logger: c.Log,
 		SessionTTL: 2 * time.Second, CursorPersistInterval: 100 * time.Millisecond,
 	}
 	if c.cfg.BrokerOptions != nil {
