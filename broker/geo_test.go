@@ -290,3 +290,99 @@ func TestGeoReplicationSettings(t *testing.T) {
 	got := readAll(t, ctx, cb, topic, 100)
 	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, 100)
 }
+
+// produceGeoPaced produces from..from+n-1 from origin in the background,
+// a few at a time, and returns a channel closed when all are acknowledged.
+func produceGeoPaced(t *testing.T, ctx context.Context, cl *client.Client, topic, origin string, from, n int) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := from; i < from+n; i += 50 {
+			produceGeo(t, ctx, cl, topic, origin, i, min(50, from+n-i))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return done
+}
+
+// waitOut waits until the replicator of topic in c has had at least n
+// messages acknowledged by the remote.
+func waitOut(t *testing.T, ctx context.Context, c *testcluster.Cluster, topic, remote string, n int64) {
+	t.Helper()
+	adm := adminOf(t, c)
+	testutil.WaitFor(t, time.Minute, func() error {
+		st, err := adm.Topics().Stats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if got := st.Replication[remote].MsgOutCounter; got < n {
+			return fmt.Errorf("%d replicated, waiting for %d", got, n)
+		}
+		return nil
+	})
+}
+
+// TestGeoReplicationRemoteOutage: B's broker is killed while A replicates
+// to it; A keeps the backlog, and when B returns it gets every message
+// once, in order (what it stored but did not acknowledge before the kill
+// is sent again and dropped as already there).
+func TestGeoReplicationRemoteOutage(t *testing.T) {
+	g := newGeoPair(t, 1, nil)
+	ctx := ctxT(t, 5*time.Minute)
+	const topic = "persistent://geo/ns/outage"
+	ca := newClient(t, g.a)
+	done := produceGeoPaced(t, ctx, ca, topic, "a", 0, 3000)
+	waitOut(t, ctx, g.a, topic, "b", 500)
+	g.b.KillBroker(0)
+	<-done
+	adm := adminOf(t, g.a)
+	testutil.WaitFor(t, time.Minute, func() error {
+		st, err := adm.Topics().Stats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if rs := st.Replication["b"]; rs.Connected || rs.ReplicationBacklog == 0 {
+			return fmt.Errorf("with B down: %+v", rs)
+		}
+		return nil
+	})
+	produceGeo(t, ctx, ca, topic, "a", 3000, 500)
+	if err := g.b.StartBroker(0); err != nil {
+		t.Fatal(err)
+	}
+	produceGeo(t, ctx, ca, topic, "a", 3500, 500)
+	waitReplicated(t, ctx, g.a, topic, "b")
+	got := readAll(t, ctx, newClient(t, g.b), topic, 4000)
+	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, 4000)
+}
+
+// TestGeoReplicationOwnerKilled: the broker of A that owns the topic is
+// killed mid-replication; the next owner resumes from the replicator's
+// cursor and B gets every message once, in order.
+func TestGeoReplicationOwnerKilled(t *testing.T) {
+	g := newGeoPair(t, 2, func(cluster string, i int, o *broker.Options) {
+		// A's producer resends across the failover. B deduplicates the
+		// replicated entries A's next owner sends again on its own.
+		o.DeduplicationEnabled = cluster == "a"
+	})
+	ctx := ctxT(t, 5*time.Minute)
+	const topic = "persistent://geo/ns/owner"
+	ca := newClient(t, g.a)
+	done := produceGeoPaced(t, ctx, ca, topic, "a", 0, 3000)
+	waitOut(t, ctx, g.a, topic, "b", 500)
+	owner := -1
+	for i := 0; i < 2; i++ {
+		if g.a.Broker(i).B.OwnsTopic(topic) {
+			owner = i
+		}
+	}
+	if owner < 0 {
+		t.Fatal("no broker of A owns the topic")
+	}
+	g.a.KillBroker(owner)
+	<-done
+	waitReplicated(t, ctx, g.a, topic, "b")
+	got := readAll(t, ctx, newClient(t, g.b), topic, 3000)
+	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, 3000)
+}

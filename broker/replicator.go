@@ -55,7 +55,8 @@ type replicator struct {
 	lastAcked atomic.Int64 // publish time (Unix ms) of the last entry acknowledged
 	mu        struct {
 		sync.Mutex
-		connectedSince time.Time // zero while not connected
+		prod           *client.Producer // of the current session
+		connectedSince time.Time        // zero between sessions
 		outbound       string
 		lastErr        string
 	}
@@ -184,7 +185,7 @@ func (r *replicator) run(ctx context.Context) {
 			return
 		}
 		r.mu.Lock()
-		r.mu.connectedSince, r.mu.lastErr = time.Time{}, err.Error()
+		r.mu.prod, r.mu.connectedSince, r.mu.lastErr = nil, time.Time{}, err.Error()
 		r.mu.Unlock()
 		if time.Since(start) > replBackoffMax {
 			wait = replBackoffMin // it worked for a while
@@ -225,7 +226,7 @@ func (r *replicator) session(ctx context.Context) error {
 	}
 	defer prod.Close()
 	r.mu.Lock()
-	r.mu.connectedSince, r.mu.outbound, r.mu.lastErr = time.Now(), url, ""
+	r.mu.prod, r.mu.connectedSince, r.mu.outbound, r.mu.lastErr = prod, time.Now(), url, ""
 	r.mu.Unlock()
 	r.t.log.Info("replicator connected", "remote", r.remote, "url", url)
 
@@ -468,7 +469,9 @@ func (r *replicator) stats() replicatorStats {
 	st := replicatorStats{MsgOutCounter: r.out.msgs.Load(), BytesOutCounter: r.out.bytes.Load(), ReplicationBacklog: r.cursor.Backlog()}
 	st.MsgRateOut, st.MsgThroughputOut = r.out.rates()
 	r.mu.Lock()
-	if !r.mu.connectedSince.IsZero() {
+	// Between sessions, or while the session's producer reconnects (the
+	// remote's broker is down), it is not connected.
+	if !r.mu.connectedSince.IsZero() && r.mu.prod != nil && r.mu.prod.IsConnected() {
 		st.Connected = true
 		st.OutboundConnection, st.OutboundConnectedSince = r.mu.outbound, r.mu.connectedSince.Format(time.RFC3339)
 	}

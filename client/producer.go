@@ -69,6 +69,20 @@ func (p *Producer) Topic() string { return p.topic }
 // Name returns the producer name (of the first partition).
 func (p *Producer) Name() string { return p.parts[0].producerName() }
 
+// IsConnected reports whether the producer is connected to the broker of
+// its topic (of every partition), rather than reconnecting.
+func (p *Producer) IsConnected() bool {
+	for _, pp := range p.parts {
+		pp.mu.Lock()
+		up := pp.mu.conn != nil
+		pp.mu.Unlock()
+		if !up {
+			return false
+		}
+	}
+	return true
+}
+
 // LastSequenceID returns the last sequence id the broker acknowledged.
 func (p *Producer) LastSequenceID() int64 {
 	var last int64 = -1
