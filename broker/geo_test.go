@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -15,8 +16,10 @@ import (
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/client/admin"
 	"github.com/strata-mq/strata/internal/naming"
+	"github.com/strata-mq/strata/internal/s3test"
 	"github.com/strata-mq/strata/internal/testcluster"
 	"github.com/strata-mq/strata/internal/testutil"
+	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 )
@@ -385,4 +388,144 @@ func TestGeoReplicationOwnerKilled(t *testing.T) {
 	waitReplicated(t, ctx, g.a, topic, "b")
 	got := readAll(t, ctx, newClient(t, g.b), topic, 3000)
 	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, 3000)
+}
+
+// TestGeoReplicationLongOutage: while B is down, A's ledgers are
+// offloaded to S3 and deleted from its bookie; when B returns, the
+// replicator reads the backlog from the object store and B gets every
+// message once, in order.
+func TestGeoReplicationLongOutage(t *testing.T) {
+	srv := s3test.Start(t)
+	store := s3Store(t, srv)
+	g := newGeoPair(t, 1, func(cluster string, i int, o *broker.Options) {
+		if cluster == "a" {
+			o.MaxEntriesPerLedger = 100
+			o.RetentionCheckInterval = 200 * time.Millisecond
+			o.Offload = broker.OffloadOptions{Store: store, Driver: "s3", KeyPrefix: "geo", CheckInterval: 200 * time.Millisecond}
+		}
+	})
+	ctx := ctxT(t, 5*time.Minute)
+	const topic, n = "persistent://geo/ns/long", 3000
+	adm := adminOf(t, g.a)
+	if err := adm.Namespaces().SetOffloadThreshold(ctx, geoNS, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.Namespaces().SetOffloadDeletionLag(ctx, geoNS, 0); err != nil {
+		t.Fatal(err)
+	}
+	ca := newClient(t, g.a)
+	produceGeo(t, ctx, ca, topic, "a", 0, 100, client.WithoutBatching())
+	waitReplicated(t, ctx, g.a, topic, "b")
+	g.b.StopBroker(0)
+	produceGeo(t, ctx, ca, topic, "a", 100, n-100, client.WithoutBatching())
+	// Every closed ledger is offloaded and leaves the bookie.
+	lc := g.a.LedgerClient()
+	var offloaded []int64
+	testutil.WaitFor(t, 2*time.Minute, func() error {
+		is, err := adm.Topics().InternalStats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		offloaded = offloaded[:0]
+		for _, l := range is.Ledgers[:len(is.Ledgers)-1] {
+			if !l.Offloaded {
+				return fmt.Errorf("ledger %d not offloaded yet", l.LedgerID)
+			}
+			offloaded = append(offloaded, l.LedgerID)
+		}
+		if len(offloaded) < n/100-2 {
+			return fmt.Errorf("%d ledgers offloaded", len(offloaded))
+		}
+		for _, id := range offloaded {
+			if _, err := lc.Metadata(ctx, id); !errors.Is(err, ledger.ErrNotFound) {
+				return fmt.Errorf("ledger %d still on the bookie: %v", id, err)
+			}
+		}
+		return nil
+	})
+	st, err := adm.Topics().Stats(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := st.Replication["b"]; rs.ReplicationBacklog < n-200 {
+		t.Fatalf("with B down, A's replication backlog is %d, want about %d", rs.ReplicationBacklog, n-100)
+	}
+	if err := g.b.StartBroker(0); err != nil {
+		t.Fatal(err)
+	}
+	waitReplicated(t, ctx, g.a, topic, "b")
+	got := readAll(t, ctx, newClient(t, g.b), topic, n)
+	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, n)
+	t.Logf("%d ledgers read back from S3 for the replicator", len(offloaded))
+}
+
+// TestGeoReplicationOwnConfigStores: two clusters that share nothing (as
+// two standalones), each registered on the other through the admin API,
+// with the tenant, namespace and replication set on both. A partitioned
+// topic created in A is created in B by A's replicators, partition by
+// partition, and every message reaches B once and in order per partition;
+// B's messages reach A.
+func TestGeoReplicationOwnConfigStores(t *testing.T) {
+	opts := func(i int, o *broker.Options) { o.PolicyCheckInterval = 200 * time.Millisecond }
+	a := testcluster.New(t, testcluster.Config{Name: "a", OwnEtcd: true, Bookies: 1, Brokers: 1, BrokerOptions: opts})
+	b := testcluster.New(t, testcluster.Config{Name: "b", OwnEtcd: true, Bookies: 1, Brokers: 1, BrokerOptions: opts})
+	ctx := ctxT(t, 3*time.Minute)
+	clusterData := func(c *testcluster.Cluster) tenants.ClusterData {
+		return tenants.ClusterData{ServiceURL: c.Broker(0).B.HTTPURL(), BrokerServiceURL: "pulsar://" + c.Broker(0).GRPCAddr}
+	}
+	for _, side := range []struct {
+		c     *testcluster.Cluster
+		other *testcluster.Cluster
+	}{{a, b}, {b, a}} {
+		adm := adminOf(t, side.c)
+		if err := adm.Clusters().Create(ctx, side.other.Name(), clusterData(side.other)); err != nil {
+			t.Fatal(err)
+		}
+		if err := adm.Tenants().Create(ctx, "geo", tenants.TenantInfo{AllowedClusters: []string{"a", "b"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := adm.Namespaces().Create(ctx, geoNS, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := adm.Namespaces().SetClusters(ctx, geoNS, []string{"a", "b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const topic, parts, n = "persistent://geo/ns/parted", 3, 3000
+	if err := adminOf(t, a).Topics().CreatePartitioned(ctx, topic, parts); err != nil {
+		t.Fatal(err)
+	}
+	ca, cb := newClient(t, a), newClient(t, b)
+	produceGeo(t, ctx, ca, topic, "a", 0, n)
+	for i := 0; i < parts; i++ {
+		waitReplicated(t, ctx, a, fmt.Sprintf("%s-partition-%d", topic, i), "b")
+	}
+	pm, err := adminOf(t, b).Topics().GetPartitioned(ctx, topic)
+	if err != nil || pm.Partitions != parts {
+		t.Fatalf("B's partitioned metadata of %s: %+v, %v", topic, pm, err)
+	}
+	// Per partition, B holds A's messages in A's order; over all, each once.
+	seen := map[int]bool{}
+	for i := 0; i < parts; i++ {
+		p := fmt.Sprintf("%s-partition-%d", topic, i)
+		got := readAll(t, ctx, cb, p, 1)["a"]
+		for j, v := range got {
+			if seen[v] {
+				t.Fatalf("%s in B: message #%d twice", p, v)
+			}
+			seen[v] = true
+			if j > 0 && v <= got[j-1] {
+				t.Fatalf("%s in B: #%d after #%d", p, v, got[j-1])
+			}
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("B holds %d of A's %d messages", len(seen), n)
+	}
+	// And back: B's messages on a plain topic reach A.
+	const back = "persistent://geo/ns/back"
+	produceGeo(t, ctx, cb, back, "b", 0, 500)
+	waitReplicated(t, ctx, b, back, "a")
+	got := readAll(t, ctx, ca, back, 500)
+	checkExactlyOnce(t, "cluster a", "b", got["b"], 0, 500)
 }
