@@ -238,6 +238,10 @@ func TestGeoReplicationBothWays(t *testing.T) {
 	if rs := st.Replication["b"]; rs.MsgOutCounter != n || !rs.Connected || rs.OutboundConnection == "" || rs.InboundConnectedSince == "" {
 		t.Errorf("A's replication stats for b: %+v", rs)
 	}
+	labels := `{cluster="a",namespace="geo/ns",remote_cluster="b",topic="persistent://geo/ns/both"}`
+	rest{t, g.a.Broker(0).B.HTTPURL()}.want(http.MethodGet, "/metrics", "", http.StatusOK,
+		"pulsar_replication_backlog"+labels+" 0", "pulsar_replication_connected_count"+labels+" 1",
+		fmt.Sprintf("strata_replication_out_messages_total%s %d", labels, n))
 }
 
 // TestGeoReplicationSettings: replication only to clusters the tenant
@@ -274,6 +278,44 @@ func TestGeoReplicationSettings(t *testing.T) {
 	}
 	if cs := cursors(); !strings.Contains(strings.Join(cs, " "), "pulsar.repl.b") {
 		t.Fatalf("A's cursors %v: no pulsar.repl.b", cs)
+	}
+
+	// Per message: replication limited to some clusters, or none.
+	const perMsg = "persistent://geo/ns/per-message"
+	sub, err := cb.Subscribe(ctx, perMsg, "s", client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ca.CreateProducer(ctx, perMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*client.ProducerMessage{
+		{Payload: []byte("all")},
+		{Payload: []byte("local"), DisableReplication: true},
+		{Payload: []byte("only-a"), ReplicationClusters: []string{"a"}},
+		{Payload: []byte("only-b"), ReplicationClusters: []string{"b"}},
+		{Payload: []byte("a-and-b"), ReplicationClusters: []string{"a", "b"}},
+		{Payload: []byte("last")},
+	} {
+		if _, err := p.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inB []string
+	for len(inB) < 4 {
+		m, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatalf("B after %v: %v", inB, err)
+		}
+		if m.ReplicatedFrom != "a" {
+			t.Errorf("%q in B: replicated from %q, want a", m.Payload, m.ReplicatedFrom)
+		}
+		inB = append(inB, string(m.Payload))
+		sub.Ack(m)
+	}
+	if got := strings.Join(inB, " "); got != "all only-b a-and-b last" {
+		t.Errorf("B received %q, want %q", got, "all only-b a-and-b last")
 	}
 	r.want(http.MethodPost, "/admin/v2/namespaces/geo/ns/replication", `["a"]`, http.StatusNoContent)
 	testutil.WaitFor(t, 30*time.Second, func() error {

@@ -524,7 +524,7 @@ func (pc *partitionConsumer) decode(m *clientpb.Message, gen int) ([]Message, er
 	base.Partition = pc.partition
 	mk := func(id MessageID, p []byte) Message {
 		return Message{ID: id, Payload: p, ProducerName: md.GetProducerName(), PublishTime: time.UnixMilli(int64(md.GetPublishTime())),
-			RedeliveryCount: m.RedeliveryCount, Topic: pc.topic, consumer: pc, gen: gen}
+			RedeliveryCount: m.RedeliveryCount, Topic: pc.topic, ReplicatedFrom: md.GetReplicatedFrom(), consumer: pc, gen: gen}
 	}
 	if !md.IsBatch() {
 		msg := mk(MessageID{LedgerID: base.LedgerID, EntryID: base.EntryID, BatchIndex: -1, Partition: base.Partition}, payload)

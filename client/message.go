@@ -66,7 +66,25 @@ type ProducerMessage struct {
 	// SequenceID overrides the producer's sequence (for deduplication);
 	// nil: the next one.
 	SequenceID *int64
+	// ReplicationClusters, when set, limits geo-replication of this
+	// message to these clusters (of the namespace's); DisableReplication
+	// keeps it in the local cluster. Such a message is sent in an entry of
+	// its own.
+	ReplicationClusters []string
+	DisableReplication  bool
 }
+
+// replicateTo returns the message's replicate_to list (nil: the
+// namespace's clusters).
+func (m *ProducerMessage) replicateTo() []string {
+	if m.DisableReplication {
+		return []string{localOnly}
+	}
+	return m.ReplicationClusters
+}
+
+// localOnly is the replicate_to value that names no cluster (Pulsar's).
+const localOnly = "__local__"
 
 // Message is a received message.
 type Message struct {
@@ -81,6 +99,9 @@ type Message struct {
 	SequenceID      int64
 	RedeliveryCount uint32
 	Topic           string
+	// ReplicatedFrom names the cluster the message was produced in when
+	// geo-replication brought it here ("" for a message produced here).
+	ReplicatedFrom string
 	// DecodeError is set (wrapping ErrUndecodable) when the entry could not
 	// be decoded: Payload is then the raw entry and ID names the entry
 	// (BatchIndex -1); acknowledging it skips it.

@@ -632,7 +632,7 @@ func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage,
 	delayed := !msg.DeliverAt.IsZero() || msg.DeliverAfter > 0
 	// A message as large as a whole batch goes alone and unbatched: the
 	// batch framing would push a message at the size limit over it.
-	if !p.opts.batching || delayed || len(msg.Payload) >= p.opts.batchMaxBytes {
+	if !p.opts.batching || delayed || len(msg.Payload) >= p.opts.batchMaxBytes || msg.replicateTo() != nil {
 		p.flushBatchLocked()
 		p.enqueueLocked([]*pendingMsg{pm}, false)
 		p.mu.Unlock()
@@ -750,6 +750,7 @@ func buildEntry(producer string, msgs []*pendingMsg, batch bool) ([]byte, error)
 		if at := deliverAt(first); at > 0 {
 			md.DeliverAtTime = proto.Int64(at)
 		}
+		md.ReplicateTo = first.replicateTo()
 		md.UncompressedSize = proto.Uint32(uint32(len(first.Payload)))
 		return pulsarpb.EncodeEntry(md, first.Payload)
 	}

@@ -113,7 +113,7 @@ func clusterWriteCmd(a *adminConn, update bool) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&d.ServiceURL, "url", "", "the cluster's admin (HTTP) URL, e.g. http://broker:8080")
 	f.StringVar(&d.ServiceURLTLS, "url-secure", "", "the cluster's admin HTTPS URL")
-	f.StringVar(&d.BrokerServiceURL, "broker-url", "", "the cluster's service (gRPC) URL, e.g. broker:6650")
+	f.StringVar(&d.BrokerServiceURL, "broker-url", "", "the cluster's broker service URL, e.g. pulsar://broker:6650 (replicators of other clusters dial it)")
 	f.StringVar(&d.BrokerServiceURLTLS, "broker-url-secure", "", "the cluster's service URL with TLS")
 	return cmd
 }
