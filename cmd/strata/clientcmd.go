@@ -24,7 +24,7 @@ type connFlags struct {
 }
 
 func (c *connFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&c.url, "url", "127.0.0.1:6650", "broker service URL (gRPC host:port; several comma-separated)")
+	f.StringVar(&c.url, "url", "127.0.0.1:6650", "broker service URL: host:port, pulsar://host:port or pulsar+ssl://host:port; several hosts comma-separated")
 	f.StringVar(&c.token, "token", "", "JWT to authenticate with (env STRATA_TOKEN)")
 	f.StringVar(&c.tlsCA, "tls-trust-certs-file", "", "CA certificates to trust; enables TLS")
 	f.StringVar(&c.tlsCert, "tls-cert-file", "", "client certificate for TLS")

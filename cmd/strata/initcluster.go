@@ -63,7 +63,7 @@ Running it again is harmless. It waits for etcd to answer (up to --timeout).`,
 	f.StringVar(&cfgStore, "config-store-endpoints", "", "etcd endpoints of the configuration store (default: --etcd-endpoints)")
 	f.StringVar(&root, "metadata-root", metadata.DefaultRoot, "key prefix of this cluster's metadata in etcd")
 	f.StringVar(&serviceURL, "service-url", "", "the cluster's HTTP service URL, e.g. http://broker:8080")
-	f.StringVar(&brokerServiceURL, "broker-service-url", "", "the cluster's client (gRPC) service URL, e.g. broker:6650")
+	f.StringVar(&brokerServiceURL, "broker-service-url", "", "the cluster's broker service URL, e.g. pulsar://broker:6650 (clients and other clusters' replicators dial it)")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd
 }
