@@ -22,6 +22,7 @@ import (
 	"github.com/strata-mq/strata/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
+	"github.com/strata-mq/strata/tenants/auth"
 )
 
 // geoNS is the replicated namespace of the geo-replication tests.
@@ -570,4 +571,79 @@ func TestGeoReplicationOwnConfigStores(t *testing.T) {
 	waitReplicated(t, ctx, b, back, "a")
 	got := readAll(t, ctx, ca, back, 500)
 	checkExactlyOnce(t, "cluster a", "b", got["b"], 0, 500)
+}
+
+// TestGeoReplicationAuthenticates: with authentication and authorization
+// on in both clusters, A's brokers replicate with the token they are
+// given (--broker-client-token-file): refused, and shown as not connected
+// with the reason, until B grants that role produce on the namespace.
+func TestGeoReplicationAuthenticates(t *testing.T) {
+	secret, err := auth.GenerateSecretKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorOptions{SecretKey: "data:;base64," + auth.EncodeSecretKey(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(role string) string {
+		tok, err := auth.CreateToken(secret, auth.TokenOptions{Subject: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	replToken, adminToken := token("replicator"), token("admin")
+	g := newGeoPair(t, 1, func(cluster string, i int, o *broker.Options) {
+		o.Authentication, o.AuthorizationEnabled, o.SuperUserRoles = authn, true, []string{"admin"}
+		if cluster == "a" {
+			o.BrokerClientToken = replToken
+		}
+	})
+	ctx := ctxT(t, 3*time.Minute)
+	const topic = "persistent://geo/ns/authed"
+	ca, err := client.New(g.a.ServiceURL(), client.WithToken(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	adm, err := admin.New(g.a.Broker(0).B.HTTPURL(), admin.WithToken(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceGeo(t, ctx, ca, topic, "a", 0, 100)
+	testutil.WaitFor(t, time.Minute, func() error {
+		st, err := adm.Topics().Stats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if rs := st.Replication["b"]; rs.Connected || rs.ReplicationBacklog != 100 || !strings.Contains(rs.LastError, "replicator") {
+			return fmt.Errorf("replication to b without permission: %+v", rs)
+		}
+		return nil
+	})
+	st := tenants.NewStore(g.cfg, tenants.StoreOptions{LocalCluster: "a"})
+	if _, err := st.UpdatePolicies(ctx, naming.MustParseNamespace(geoNS), func(p *tenants.Policies) error {
+		p.AuthPolicies.NamespaceAuth["replicator"] = []tenants.AuthAction{tenants.ActionProduce}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 2*time.Minute, func() error {
+		st, err := adm.Topics().Stats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if rs := st.Replication["b"]; !rs.Connected || rs.ReplicationBacklog != 0 {
+			return fmt.Errorf("replication to b with permission: %+v", rs)
+		}
+		return nil
+	})
+	cb, err := client.New(g.b.ServiceURL(), client.WithToken(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	got := readAll(t, ctx, cb, topic, 100)
+	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, 100)
 }
