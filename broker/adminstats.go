@@ -42,6 +42,7 @@ type subscriptionStats struct {
 	MsgRateRedeliver float64         `json:"msgRateRedeliver"`
 	Type             string          `json:"type"`
 	IsDurable        bool            `json:"isDurable"`
+	IsReplicated     bool            `json:"isReplicated"`
 	Consumers        []consumerStats `json:"consumers"`
 }
 
@@ -110,7 +111,7 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		if !s.durable || !ok {
 			backlog = s.cursor.Backlog()
 		}
-		ss := subscriptionStats{IsDurable: s.durable, MsgBacklog: backlog, Consumers: []consumerStats{}}
+		ss := subscriptionStats{IsDurable: s.durable, IsReplicated: s.replicated.Load(), MsgBacklog: backlog, Consumers: []consumerStats{}}
 		s.mu.Lock()
 		ss.Type = subTypeName(s.mu.subType)
 		for _, c := range s.mu.consumers {

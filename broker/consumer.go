@@ -120,6 +120,9 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role str
 		}
 		return nil, nil, err
 	}
+	if req.ReplicateSubscriptionState && req.Durable {
+		sub.setReplicated()
+	}
 	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel, role: role, since: time.Now(),
 		out: newBoundedOutbox(t.b.opts.MaxConsumerOutboxBytes, responseSize, sub.signal), killed: make(chan error, 1)}
 	if c.name == "" {
@@ -330,6 +333,7 @@ func (s *Subscription) ack(c *Consumer, ids []*clientpb.MessageId, cumulative bo
 	}
 	s.t.stats.acked(len(positions))
 	s.signal()
+	s.syncReplicated()
 	return nil
 }
 

@@ -58,7 +58,27 @@ func newGeoPair(t *testing.T, brokersA int, brokerOpts func(cluster string, i in
 	if err := st.CreateNamespace(ctx, naming.MustParseNamespace(geoNS), tenants.Policies{ReplicationClusters: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
+	// Every broker's configuration cache has the namespace.
+	for _, c := range []*testcluster.Cluster{g.a, g.b} {
+		for i := 0; i < brokersFor(c, brokersA); i++ {
+			adm, err := admin.New(c.Broker(i).B.HTTPURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.WaitFor(t, 30*time.Second, func() error {
+				_, err := adm.Topics().List(ctx, geoNS)
+				return err
+			})
+		}
+	}
 	return g
+}
+
+func brokersFor(c *testcluster.Cluster, brokersA int) int {
+	if c.Name() == "a" {
+		return brokersA
+	}
+	return 1
 }
 
 // geoMsg is what a test message carries: where it was produced and its
@@ -646,4 +666,75 @@ func TestGeoReplicationAuthenticates(t *testing.T) {
 	defer cb.Close()
 	got := readAll(t, ctx, cb, topic, 100)
 	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, 100)
+}
+
+// TestGeoReplicatedSubscription: a consumer of a replicated subscription
+// in A acknowledges the first 600 of 1000 messages; the subscription of
+// the same name in B follows, so a consumer that fails over to B resumes
+// near message 600 (not at 0) and misses nothing after it.
+func TestGeoReplicatedSubscription(t *testing.T) {
+	g := newGeoPair(t, 1, nil)
+	ctx := ctxT(t, 3*time.Minute)
+	const topic, n, acked = "persistent://geo/ns/replicated-sub", 1000, 600
+	ca, cb := newClient(t, g.a), newClient(t, g.b)
+	cons, err := ca.Subscribe(ctx, topic, "rs", client.WithInitialPosition(client.Earliest), client.WithReplicateSubscriptionState(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Produced over five seconds, so that snapshots (one a second) fall
+	// between the messages.
+	for i := 0; i < n; i += 50 {
+		produceGeo(t, ctx, ca, topic, "a", i, 50)
+		time.Sleep(250 * time.Millisecond)
+	}
+	for i := 0; i < acked; i++ {
+		m, err := cons.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("a/%06d", i); string(m.Payload) != want {
+			t.Fatalf("A: message %d is %q, want %q", i, m.Payload, want)
+		}
+		cons.Ack(m)
+	}
+	cons.Close()
+	admB := adminOf(t, g.b)
+	var backlog int64
+	testutil.WaitFor(t, time.Minute, func() error {
+		st, err := admB.Topics().Stats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		ss, ok := st.Subscriptions["rs"]
+		if !ok || !ss.IsReplicated || ss.MsgBacklog >= n {
+			return fmt.Errorf("B's subscriptions: %+v", st.Subscriptions)
+		}
+		backlog = ss.MsgBacklog
+		return nil
+	})
+	t.Logf("B's replicated subscription moved up: %d entries left (A left %d of %d messages)", backlog, n-acked, n)
+	// Fail over to B.
+	consB, err := cb.Subscribe(ctx, topic, "rs", client.WithReplicateSubscriptionState(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := consB.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := strconv.Atoi(strings.TrimPrefix(string(m.Payload), "a/"))
+	if first == 0 || first > acked {
+		t.Fatalf("B resumes at message %d, want one in (0, %d]", first, acked)
+	}
+	t.Logf("B resumes at message %d", first)
+	for i := first + 1; i < n; i++ {
+		m, err := consB.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("a/%06d", i); string(m.Payload) != want {
+			t.Fatalf("B: message after %d is %q, want %q", i-1, m.Payload, want)
+		}
+		consB.Ack(m)
+	}
 }

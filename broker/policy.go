@@ -66,6 +66,7 @@ func (t *Topic) maintain(ctx context.Context) {
 	if err := t.syncReplicators(ctx, p); err != nil {
 		t.log.Warn("replication policy", "err", err)
 	}
+	t.ensureSnapshots()
 	t.enforce(ctx, p)
 }
 

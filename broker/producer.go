@@ -198,6 +198,11 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 		t.stats.published(n, len(s.Entry), time.Since(start))
 		p.stored.add(n, len(s.Entry))
 		p.complete(slot, receipt(pos))
+		if isMarker(md) {
+			t.onReplicatedMarker(pos, md, payload)
+		} else {
+			t.noteData(pos)
+		}
 	})
 }
 
@@ -210,6 +215,9 @@ func (p *Producer) checkOrigin(md *pulsarpb.MessageMetadata) error {
 		return err
 	}
 	from := md.GetReplicatedFrom()
+	if isMarker(md) && (from == "" || !replicatedMarker(md)) {
+		return fmt.Errorf("producer %q: marker entries (type %d) are written by brokers", p.name, md.GetMarkerType())
+	}
 	switch {
 	case from == "" && isReplicatorName(p.name):
 		return fmt.Errorf("producer %q: names starting with %q are for replicators, whose entries say which cluster they come from", p.name, replicatorPrefix)

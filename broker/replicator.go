@@ -124,6 +124,7 @@ func (b *Broker) replicationChanged(ch tenants.Change) {
 			if err := t.syncReplicators(ctx, t.policies()); err != nil {
 				t.log.Warn("replication policy", "err", err)
 			}
+			t.ensureSnapshots()
 		}()
 	}
 }
@@ -287,14 +288,15 @@ func (r *replicator) session(ctx context.Context) error {
 
 // prepare returns entry e as it is sent to the remote, with its publish
 // time; ok is false for an entry not to send there: one that came from
-// replication itself, or whose replicate_to list leaves the remote out.
+// replication itself, a marker that stays here, or one whose replicate_to
+// list leaves the remote out.
 func (r *replicator) prepare(e managed.Entry) (out []byte, publish int64, ok bool) {
 	md, payload, err := pulsarpb.DecodeEntry(e.Data)
 	if err != nil {
 		r.t.log.Warn("replicator skips an undecodable entry", "remote", r.remote, "position", e.Position, "err", err)
 		return nil, 0, false
 	}
-	if md.GetReplicatedFrom() != "" || md.MarkerType != nil {
+	if md.GetReplicatedFrom() != "" || isMarker(md) && !replicatedMarker(md) {
 		return nil, 0, false
 	}
 	if to := md.GetReplicateTo(); len(to) > 0 && !slices.Contains(to, r.remote) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-mq/strata/api/clientpb"
@@ -49,6 +50,10 @@ type Subscription struct {
 
 	redelivered meter // messages put back for redelivery
 
+	// replicated: the subscription's position is kept in step with the
+	// clusters the topic replicates to (replsubs.go).
+	replicated atomic.Bool
+
 	mu struct {
 		sync.Mutex
 		subType   clientpb.SubscriptionType
@@ -72,6 +77,11 @@ type Subscription struct {
 		ring        []ringPoint
 		rr          int
 		closed      bool
+		// snapshots are the snapshot markers a replicated subscription
+		// read and has not consumed past yet, oldest first.
+		snapshots []snapshotAt
+		// snapshotRead: a snapshot marker was read since the last check.
+		snapshotRead bool
 	}
 }
 
@@ -107,6 +117,9 @@ func newSubscription(t *Topic, c *managed.Cursor) *Subscription {
 	s.mu.redeliveries = make(map[managed.Position]uint32)
 	s.mu.flights = make(map[uint32]*keyFlight)
 	s.updateDispatchRate(t.policies())
+	if s.durable && c.Properties()[replicatedSubProp] == 1 {
+		s.replicated.Store(true)
+	}
 	go s.run()
 	return s
 }
@@ -131,6 +144,13 @@ func (s *Subscription) run() {
 	for {
 		dataWait := s.t.ml.Wait()
 		progress, wantData := s.dispatch()
+		s.mu.Lock()
+		read := s.mu.snapshotRead
+		s.mu.snapshotRead = false
+		s.mu.Unlock()
+		if read {
+			s.syncReplicated()
+		}
 		if progress {
 			continue
 		}
@@ -280,9 +300,23 @@ func (s *Subscription) dispatch() (progress, wantData bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range entries {
-		md, err := pulsarpb.DecodeMetadata(e.Data)
+		md, payload, err := pulsarpb.DecodeEntry(e.Data)
 		if err != nil {
 			s.log.Error("skipping undecodable entry", "position", e.Position, "err", err)
+			continue
+		}
+		if isMarker(md) {
+			// The broker's own: never delivered, acknowledged here.
+			if pulsarpb.MarkerType(md.GetMarkerType()) == pulsarpb.MarkerType_REPLICATED_SUBSCRIPTION_SNAPSHOT {
+				s.onSnapshotMarkerLocked(e.Position, payload)
+			}
+			if s.durable {
+				if err := s.cursor.Ack(e.Position); err != nil {
+					s.log.Warn("acknowledge a marker", "position", e.Position, "err", err)
+				}
+			}
+			s.mu.snapshotRead = true
+			progress = true
 			continue
 		}
 		item := replayItem{pos: e.Position}

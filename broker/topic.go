@@ -31,6 +31,7 @@ type Topic struct {
 
 	replMu sync.Mutex             // serializes starting and stopping replicators
 	repl   map[string]*replicator // by remote cluster
+	snap   snapshotProgress       // replicated subscriptions' snapshots
 
 	mu struct {
 		sync.Mutex
@@ -199,6 +200,7 @@ func (b *Broker) loadTopic(ctx context.Context, name naming.Topic, bundle string
 		t.ml.Close(ctx)
 		return nil, fmt.Errorf("load topic %s: %w", name, err)
 	}
+	t.ensureSnapshots()
 	t.enforce(ctx, pol) // rates and quotas from the start
 	t.mu.idleSince = time.Now()
 	t.log.Info("topic loaded", "subscriptions", len(t.mu.subs))

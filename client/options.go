@@ -204,6 +204,7 @@ type consumerOptions struct {
 	dlq               *DLQPolicy
 	retry             bool
 	retryTopic        string
+	replicated        bool
 }
 
 // DLQPolicy sends messages that keep failing to a dead-letter topic.
@@ -245,6 +246,14 @@ func WithReceiverQueueSize(n int) ConsumerOption {
 
 // WithConsumerName names the consumer (Failover orders by it).
 func WithConsumerName(name string) ConsumerOption { return func(o *consumerOptions) { o.name = name } }
+
+// WithReplicateSubscriptionState keeps the subscription's position in step
+// with the clusters its topic is geo-replicated to (Pulsar's
+// replicateSubscriptionState): a consumer that moves to another cluster
+// resumes near where it left off there.
+func WithReplicateSubscriptionState(on bool) ConsumerOption {
+	return func(o *consumerOptions) { o.replicated = on }
+}
 
 // WithPriorityLevel sets the Failover priority (lower is preferred).
 func WithPriorityLevel(p int32) ConsumerOption { return func(o *consumerOptions) { o.priority = p } }

@@ -1293,8 +1293,12 @@ type Subscribe struct {
 	StartMessageId *MessageId        `protobuf:"bytes,8,opt,name=start_message_id,json=startMessageId,proto3" json:"start_message_id,omitempty"`
 	StartInclusive bool              `protobuf:"varint,9,opt,name=start_inclusive,json=startInclusive,proto3" json:"start_inclusive,omitempty"`
 	Metadata       map[string]string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Keep the subscription's position in step with the clusters its topic
+	// replicates to (Pulsar's replicateSubscriptionState): a consumer that
+	// moves to another cluster resumes near where it left off.
+	ReplicateSubscriptionState bool `protobuf:"varint,11,opt,name=replicate_subscription_state,json=replicateSubscriptionState,proto3" json:"replicate_subscription_state,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
@@ -1395,6 +1399,13 @@ func (x *Subscribe) GetMetadata() map[string]string {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *Subscribe) GetReplicateSubscriptionState() bool {
+	if x != nil {
+		return x.ReplicateSubscriptionState
+	}
+	return false
 }
 
 type Flow struct {
@@ -2234,7 +2245,7 @@ const file_client_proto_rawDesc = "" +
 	"\tredeliver\x18\x04 \x01(\v2\x1b.strata.client.v1.RedeliverH\x00R\tredeliver\x12,\n" +
 	"\x04seek\x18\x05 \x01(\v2\x16.strata.client.v1.SeekH\x00R\x04seek\x12A\n" +
 	"\vunsubscribe\x18\x06 \x01(\v2\x1d.strata.client.v1.UnsubscribeH\x00R\vunsubscribeB\x05\n" +
-	"\x03cmd\"\xa5\x04\n" +
+	"\x03cmd\"\xe7\x04\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x126\n" +
@@ -2246,7 +2257,8 @@ const file_client_proto_rawDesc = "" +
 	"\x10start_message_id\x18\b \x01(\v2\x1b.strata.client.v1.MessageIdR\x0estartMessageId\x12'\n" +
 	"\x0fstart_inclusive\x18\t \x01(\bR\x0estartInclusive\x12E\n" +
 	"\bmetadata\x18\n" +
-	" \x03(\v2).strata.client.v1.Subscribe.MetadataEntryR\bmetadata\x1a;\n" +
+	" \x03(\v2).strata.client.v1.Subscribe.MetadataEntryR\bmetadata\x12@\n" +
+	"\x1creplicate_subscription_state\x18\v \x01(\bR\x1areplicateSubscriptionState\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\" \n" +

@@ -125,9 +125,11 @@ type SubscriptionStats struct {
 	UnackedMessages  int     `json:"unackedMessages"`
 	MsgRateRedeliver float64 `json:"msgRateRedeliver"`
 	// Type is Exclusive, Shared, Failover or Key_Shared ("" with no consumer yet).
-	Type      string          `json:"type"`
-	IsDurable bool            `json:"isDurable"`
-	Consumers []ConsumerStats `json:"consumers"`
+	Type      string `json:"type"`
+	IsDurable bool   `json:"isDurable"`
+	// IsReplicated: the subscription's position follows the other clusters'.
+	IsReplicated bool            `json:"isReplicated"`
+	Consumers    []ConsumerStats `json:"consumers"`
 }
 
 // TopicStats are a topic's statistics (Pulsar's TopicStats). Rates are per
