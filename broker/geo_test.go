@@ -355,6 +355,20 @@ func TestGeoReplicationSettings(t *testing.T) {
 	produceGeo(t, ctx, ca, topic, "a", 100, 100)
 	got := readAll(t, ctx, cb, topic, 100)
 	checkExactlyOnce(t, "cluster b", "a", got["a"], 0, 100)
+
+	// Added back: replication resumes from then on (messages 100-199,
+	// produced meanwhile, stay in A, as in Pulsar).
+	r.want(http.MethodPost, "/admin/v2/namespaces/geo/ns/replication", `["a","b"]`, http.StatusNoContent)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if cs := cursors(); !strings.Contains(strings.Join(cs, " "), "pulsar.repl.b") {
+			return fmt.Errorf("A's cursors %v", cs)
+		}
+		return nil
+	})
+	produceGeo(t, ctx, ca, topic, "a", 200, 100)
+	waitReplicated(t, ctx, g.a, topic, "b")
+	got = readAll(t, ctx, cb, topic, 200)
+	checkExactlyOnce(t, "cluster b", "a", got["a"][100:], 200, 100)
 }
 
 // produceGeoPaced produces from..from+n-1 from origin in the background,
