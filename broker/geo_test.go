@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-mq/strata/api/clientpb"
+	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/client/admin"
@@ -753,5 +757,123 @@ func TestGeoReplicatedSubscription(t *testing.T) {
 			t.Fatalf("B: message after %d is %q, want %q", i-1, m.Payload, want)
 		}
 		consB.Ack(m)
+	}
+}
+
+// replicatedEntry is an entry as cluster from's replicator sends it: its
+// position there (l, e) is in its metadata.
+func replicatedEntry(t *testing.T, from string, l, e int64, payload string, withPosition bool) []byte {
+	t.Helper()
+	md := &pulsarpb.MessageMetadata{ProducerName: proto.String("app"), SequenceId: proto.Uint64(uint64(e)), PublishTime: proto.Uint64(uint64(time.Now().UnixMilli()))}
+	if withPosition {
+		md.SetReplicated(from, l, e)
+	} else {
+		md.ReplicatedFrom = proto.String(from)
+	}
+	entry, err := pulsarpb.EncodeEntry(md, []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entry
+}
+
+// TestReplicatorStreamStopsAtFailure: once a send of a replicator's stream
+// fails, the broker refuses the sends after it and ends the stream, so a
+// later entry is never stored ahead of one that failed (the remote's
+// deduplication by source position would then drop the failed one when it
+// comes again); a resend from the failed entry on stores each once.
+func TestReplicatorStreamStopsAtFailure(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	ctx := ctxT(t, time.Minute)
+	const topic = "persistent://public/default/repl-stream"
+	cl := newClient(t, c)
+	p, err := cl.CreateProducer(ctx, topic, client.WithProducerName("pulsar.repl.x"), client.WithoutBatching(), client.WithSendTimeout(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	results := make(chan error, 3)
+	cb := func(_ client.MessageID, err error) { results <- err }
+	p.SendEntryAsync(ctx, replicatedEntry(t, "x", 5, 0, "m0", true), cb)
+	p.SendEntryAsync(ctx, replicatedEntry(t, "x", 5, 1, "m1", false), cb) // no source position: refused
+	p.SendEntryAsync(ctx, replicatedEntry(t, "x", 5, 2, "m2", true), cb)  // valid, but after a failure
+	for i, want := range []string{"", "has no " + pulsarpb.ReplSourcePositionProperty, "has no " + pulsarpb.ReplSourcePositionProperty} {
+		err := <-results
+		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {
+			t.Fatalf("send %d: %v, want an error with %q", i, err, want)
+		}
+	}
+	// The producer ended with the failure; the replicator resends from the
+	// failed entry (now well formed) on a new one, and the first is
+	// dropped as already stored.
+	p.SendEntryAsync(ctx, replicatedEntry(t, "x", 5, 3, "m3", true), cb)
+	if err := <-results; err == nil {
+		t.Fatal("the producer took an entry after one failed")
+	}
+	p2, err := cl.CreateProducer(ctx, topic, client.WithProducerName("pulsar.repl.x"), client.WithoutBatching(), client.WithSendTimeout(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	for e := int64(0); e < 3; e++ {
+		p2.SendEntryAsync(ctx, replicatedEntry(t, "x", 5, e, fmt.Sprintf("m%d", e), true), cb)
+		if err := <-results; err != nil {
+			t.Fatalf("resend %d: %v", e, err)
+		}
+	}
+	r, err := cl.CreateReader(ctx, topic, client.EarliestMessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got []string
+	for len(got) < 3 {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(m.Payload))
+	}
+	if strings.Join(got, " ") != "m0 m1 m2" {
+		t.Fatalf("stored %v, want m0 m1 m2", got)
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if m, err := r.Next(rctx); err == nil {
+		t.Fatalf("a fourth entry was stored: %q", m.Payload)
+	}
+}
+
+// TestReplicatorStreamRefusesAfterFailure: at the protocol level, a
+// replicator stream's sends after a failed one are refused in order, for
+// clients that would not stop on their own.
+func TestReplicatorStreamRefusesAfterFailure(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	ctx := ctxT(t, time.Minute)
+	stream, err := rawClient(t, c.Broker(0).GRPCAddr).Produce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Open{Open: &clientpb.ProducerOpen{
+		Topic: "persistent://public/default/repl-raw", ProducerName: "pulsar.repl.x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := stream.Recv(); err != nil || resp.GetOpened() == nil {
+		t.Fatalf("open: %v %v", resp, err)
+	}
+	for i, e := range [][]byte{replicatedEntry(t, "x", 7, 0, "ok", true), replicatedEntry(t, "x", 7, 1, "bad", false), replicatedEntry(t, "x", 7, 2, "after", true)} {
+		if err := stream.Send(&clientpb.ProduceRequest{Cmd: &clientpb.ProduceRequest_Send{Send: &clientpb.Send{SequenceId: int64(i), HighestSequenceId: int64(i), NumMessages: 1, Entry: e}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []string{"", "has no", "earlier send"} {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		se := resp.GetSendError()
+		if (want == "") != (se == nil) || se != nil && !strings.Contains(se.Message, want) {
+			t.Fatalf("send %d: %v, want %q", i, resp, want)
+		}
 	}
 }

@@ -32,6 +32,11 @@ type Producer struct {
 	pending atomic.Int64 // sends not yet answered
 
 	accessExclusive bool
+	// replFailed: a send of this replicator stream failed. The sends after
+	// it are refused too, so that the replicator's resend (in order, from
+	// its cursor, on a new stream) finds nothing later stored ahead of what
+	// failed.
+	replFailed atomic.Bool
 
 	stored meter // messages and bytes persisted
 }
@@ -127,9 +132,17 @@ func (p *Producer) send(s *clientpb.Send, admitErr error) {
 	p.mu.Unlock()
 	p.pending.Add(1)
 
+	replicator := isReplicatorName(p.name)
 	fail := func(e clientpb.ServerError, format string, args ...any) {
+		if replicator {
+			p.replFailed.Store(true)
+		}
 		p.complete(slot, &clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_SendError{SendError: &clientpb.SendError{
 			SequenceId: s.SequenceId, Error: e, Message: fmt.Sprintf(format, args...)}}})
+	}
+	if replicator && p.replFailed.Load() {
+		fail(clientpb.ServerError_UNKNOWN_ERROR, "an earlier send of this replicator stream failed: resend from there")
+		return
 	}
 	if admitErr != nil {
 		fail(serverError(admitErr), "%v", admitErr)

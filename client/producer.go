@@ -143,7 +143,10 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 // included), unchanged: for replicators and proxies that pass on what
 // another broker stored. The producer must be on one topic or partition;
 // cb runs once, in send order with the producer's other sends, with the
-// entry's id (BatchIndex -1) or an error.
+// entry's id (BatchIndex -1) or an error. Such entries never skip one
+// another: when the broker refuses one, the producer ends and every entry
+// after it fails too (none is sent again on a new connection), so the
+// caller resends from the failed one on a new producer.
 func (p *Producer) SendEntryAsync(ctx context.Context, entry []byte, cb func(MessageID, error)) {
 	if len(p.parts) != 1 {
 		cb(MessageID{}, fmt.Errorf("strata: SendEntryAsync on %s: a partitioned producer cannot choose a partition for an encoded entry; produce to a partition", p.topic))
@@ -488,11 +491,18 @@ func (p *partitionProducer) onSendError(e *clientpb.SendError) {
 		return
 	}
 	head := p.mu.pending[0]
+	err := &ServerError{Code: e.Error, Message: e.Message}
+	if head.numMessages > 0 {
+		// An encoded entry: nothing after it may be stored before it.
+		p.mu.Unlock()
+		p.fail(fmt.Errorf("producer %s: %w", p.topic, err))
+		return
+	}
 	p.popLocked()
 	p.mu.callbacks++
 	p.mu.Unlock()
 	defer p.callbacksDone()
-	p.failEntry(head, &ServerError{Code: e.Error, Message: e.Message})
+	p.failEntry(head, err)
 }
 
 // popLocked removes the head of the pending entries; the caller counts
