@@ -42,6 +42,13 @@ type geoPair struct {
 
 func newGeoPair(t *testing.T, brokersA int, brokerOpts func(cluster string, i int, o *broker.Options)) *geoPair {
 	t.Helper()
+	return newGeoPairAs(t, brokersA, brokerOpts, "")
+}
+
+// newGeoPairAs is newGeoPair for clusters with authentication on:
+// adminToken is a superuser's.
+func newGeoPairAs(t *testing.T, brokersA int, brokerOpts func(cluster string, i int, o *broker.Options), adminToken string) *geoPair {
+	t.Helper()
 	cfg, _ := testcluster.OwnEtcd(t, filepath.Join(t.TempDir(), "config-etcd"))
 	opts := func(name string) func(int, *broker.Options) {
 		return func(i int, o *broker.Options) {
@@ -65,7 +72,11 @@ func newGeoPair(t *testing.T, brokersA int, brokerOpts func(cluster string, i in
 	// Every broker's configuration cache has the namespace.
 	for _, c := range []*testcluster.Cluster{g.a, g.b} {
 		for i := 0; i < brokersFor(c, brokersA); i++ {
-			adm, err := admin.New(c.Broker(i).B.HTTPURL())
+			var opts []admin.Option
+			if adminToken != "" {
+				opts = append(opts, admin.WithToken(adminToken))
+			}
+			adm, err := admin.New(c.Broker(i).B.HTTPURL(), opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -635,12 +646,12 @@ func TestGeoReplicationAuthenticates(t *testing.T) {
 		return tok
 	}
 	replToken, adminToken := token("replicator"), token("admin")
-	g := newGeoPair(t, 1, func(cluster string, i int, o *broker.Options) {
+	g := newGeoPairAs(t, 1, func(cluster string, i int, o *broker.Options) {
 		o.Authentication, o.AuthorizationEnabled, o.SuperUserRoles = authn, true, []string{"admin"}
 		if cluster == "a" {
 			o.BrokerClientToken = replToken
 		}
-	})
+	}, adminToken)
 	ctx := ctxT(t, 3*time.Minute)
 	const topic = "persistent://geo/ns/authed"
 	ca, err := client.New(g.a.ServiceURL(), client.WithToken(adminToken))
