@@ -788,11 +788,11 @@ func replicatedEntry(t *testing.T, from string, l, e int64, payload string, with
 	return entry
 }
 
-// TestReplicatorStreamStopsAtFailure: once a send of a replicator's stream
-// fails, the broker refuses the sends after it and ends the stream, so a
-// later entry is never stored ahead of one that failed (the remote's
-// deduplication by source position would then drop the failed one when it
-// comes again); a resend from the failed entry on stores each once.
+// TestReplicatorStreamStopsAtFailure: once an encoded entry the SDK sends
+// is refused, the producer ends and the entries after it fail too, so a
+// later entry is never stored ahead of one that failed (deduplication by
+// source position would then drop the failed one when it comes again); a
+// resend from the failed entry on a new producer stores each once.
 func TestReplicatorStreamStopsAtFailure(t *testing.T) {
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
 	ctx := ctxT(t, time.Minute)

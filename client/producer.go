@@ -585,6 +585,26 @@ func (p *partitionProducer) fail(err error) {
 	p.failEntry(&pendingEntry{msgs: batch}, err)
 }
 
+// admit takes a slot of the pending queue for a send and locks p.mu, or
+// returns why the send fails (p.mu not held then): the queue is full, or
+// the producer is closed.
+func (p *partitionProducer) admit(ctx context.Context) error {
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if !p.mu.closed {
+		return nil
+	}
+	err := p.mu.err
+	p.mu.Unlock()
+	<-p.sem
+	if err == nil {
+		err = ErrClosed
+	}
+	return err
+}
+
 // acquire takes a slot of the pending queue, waiting for one when the
 // producer blocks while the queue is full.
 func (p *partitionProducer) acquire(ctx context.Context) error {
@@ -614,18 +634,7 @@ func (p *partitionProducer) sendAsync(ctx context.Context, msg *ProducerMessage,
 		cb(MessageID{}, msg, fmt.Errorf("%w: %d bytes (the broker's maximum is %d)", ErrMessageTooLarge, len(msg.Payload), limit))
 		return
 	}
-	if err := p.acquire(ctx); err != nil {
-		cb(MessageID{}, msg, err)
-		return
-	}
-	p.mu.Lock()
-	if p.mu.closed {
-		err := p.mu.err
-		p.mu.Unlock()
-		<-p.sem
-		if err == nil {
-			err = ErrClosed
-		}
+	if err := p.admit(ctx); err != nil {
 		cb(MessageID{}, msg, err)
 		return
 	}
@@ -677,18 +686,7 @@ func (p *partitionProducer) sendEntryAsync(ctx context.Context, entry []byte, cb
 		cb(MessageID{}, fmt.Errorf("%w: %d bytes (the broker's maximum is %d)", ErrMessageTooLarge, len(payload), limit))
 		return
 	}
-	if err := p.acquire(ctx); err != nil {
-		cb(MessageID{}, err)
-		return
-	}
-	p.mu.Lock()
-	if p.mu.closed {
-		err := p.mu.err
-		p.mu.Unlock()
-		<-p.sem
-		if err == nil {
-			err = ErrClosed
-		}
+	if err := p.admit(ctx); err != nil {
 		cb(MessageID{}, err)
 		return
 	}
