@@ -935,3 +935,24 @@ func TestGeoReplicationFullMesh(t *testing.T) {
 		}
 	}
 }
+
+// TestGeoReplicatorDispatchRate: the namespace's replicatorDispatchRate
+// (the entry of the sending cluster) bounds what each replicator sends;
+// removing it lets the rest of the backlog through at once.
+func TestGeoReplicatorDispatchRate(t *testing.T) {
+	g := newGeoPair(t, 1, nil)
+	ctx := ctxT(t, 2*time.Minute)
+	const topic, n = "persistent://geo/ns/repl-rate", 3000
+	rest{t, g.a.Broker(0).B.HTTPURL()}.want(http.MethodPost, "/admin/v2/namespaces/geo/ns/replicatorDispatchRate",
+		`{"dispatchThrottlingRateInMsg":200,"dispatchThrottlingRateInByte":-1,"ratePeriodInSecond":1}`, http.StatusNoContent)
+	cons, err := newClient(t, g.b).Subscribe(ctx, topic, "s", client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceGeo(t, ctx, newClient(t, g.a), topic, "a", 0, n, client.WithoutBatching())
+	countFor(t, time.Second, cons) // the limiter's initial burst
+	got := countFor(t, 4*time.Second, cons)
+	within(t, "replication to b", float64(got[0])/4, 200)
+	rest{t, g.a.Broker(0).B.HTTPURL()}.want(http.MethodDelete, "/admin/v2/namespaces/geo/ns/replicatorDispatchRate", "", http.StatusNoContent)
+	waitReplicated(t, ctx, g.a, topic, "b")
+}

@@ -51,8 +51,9 @@ type replicator struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	out       meter        // messages and bytes the remote acknowledged
-	lastAcked atomic.Int64 // publish time (Unix ms) of the last entry acknowledged
+	out       meter          // messages and bytes the remote acknowledged
+	lastAcked atomic.Int64   // publish time (Unix ms) of the last entry acknowledged
+	limits    dispatchLimits // the namespace's replicatorDispatchRate
 	mu        struct {
 		sync.Mutex
 		prod           *client.Producer // of the current session
@@ -73,11 +74,14 @@ func (t *Topic) syncReplicators(ctx context.Context, p tenants.Policies) error {
 	if t.isClosed() {
 		return nil
 	}
+	rate, limited := p.ReplicatorDispatchRateFor(t.b.opts.Cluster)
 	for remote, r := range t.repl {
 		if !slices.Contains(want, remote) {
 			r.stop()
 			delete(t.repl, remote)
+			continue
 		}
+		r.limits.set(rate, limited)
 	}
 	var errs []error
 	for _, c := range t.ml.Cursors() {
@@ -99,6 +103,7 @@ func (t *Topic) syncReplicators(ctx context.Context, p tenants.Policies) error {
 			continue
 		}
 		r := &replicator{t: t, remote: remote, cursor: c, done: make(chan struct{})}
+		r.limits.set(rate, limited)
 		var rctx context.Context
 		rctx, r.cancel = context.WithCancel(t.b.ctx)
 		t.repl[remote] = r
@@ -256,7 +261,7 @@ func (r *replicator) session(ctx context.Context) error {
 			continue
 		}
 		for _, e := range entries {
-			out, publish, ok := r.prepare(e)
+			out, publish, msgs, ok := r.prepare(e)
 			if !ok {
 				if err := r.cursor.Ack(e.Position); err != nil {
 					return err
@@ -264,6 +269,10 @@ func (r *replicator) session(ctx context.Context) error {
 				continue
 			}
 			pos, n := e.Position, len(out)
+			if _, err := r.limits.budget(sctx, 1); err != nil {
+				return err
+			}
+			r.limits.charge(msgs, n)
 			prod.SendEntryAsync(sctx, out, func(id client.MessageID, err error) {
 				if failed.Load() != nil {
 					return
@@ -287,28 +296,28 @@ func (r *replicator) session(ctx context.Context) error {
 }
 
 // prepare returns entry e as it is sent to the remote, with its publish
-// time; ok is false for an entry not to send there: one that came from
+// time and message count; ok is false for an entry not to send there: one that came from
 // replication itself, a marker that stays here, or one whose replicate_to
 // list leaves the remote out.
-func (r *replicator) prepare(e managed.Entry) (out []byte, publish int64, ok bool) {
+func (r *replicator) prepare(e managed.Entry) (out []byte, publish int64, msgs int, ok bool) {
 	md, payload, err := pulsarpb.DecodeEntry(e.Data)
 	if err != nil {
 		r.t.log.Warn("replicator skips an undecodable entry", "remote", r.remote, "position", e.Position, "err", err)
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	if md.GetReplicatedFrom() != "" || isMarker(md) && !replicatedMarker(md) {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	if to := md.GetReplicateTo(); len(to) > 0 && !slices.Contains(to, r.remote) {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	md.SetReplicated(r.t.b.opts.Cluster, e.Position.LedgerID, e.Position.EntryID)
 	out, err = pulsarpb.EncodeEntry(md, payload)
 	if err != nil {
 		r.t.log.Warn("replicator skips an entry it cannot encode", "remote", r.remote, "position", e.Position, "err", err)
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
-	return out, int64(md.GetPublishTime()), true
+	return out, int64(md.GetPublishTime()), md.MessagesIn(len(e.Data)), true
 }
 
 // remoteClients holds one client per remote cluster, made from the

@@ -26,6 +26,7 @@ func (h *AdminHandler) policyRoutes() {
 	clusterPolicy(h, "/publishRate", func(p *Policies) *map[string]PublishRate { return &p.PublishMaxMessageRate })
 	clusterPolicy(h, "/dispatchRate", func(p *Policies) *map[string]DispatchRate { return &p.TopicDispatchRate })
 	clusterPolicy(h, "/subscriptionDispatchRate", func(p *Policies) *map[string]DispatchRate { return &p.SubscriptionDispatchRate })
+	clusterPolicy(h, "/replicatorDispatchRate", func(p *Policies) *map[string]DispatchRate { return &p.ReplicatorDispatchRate })
 
 	h.backlogQuotaRoutes()
 	h.replicationRoutes()

@@ -257,6 +257,13 @@ func (p *Policies) TopicDispatchRateFor(cluster string) (DispatchRate, bool) {
 	return r, ok
 }
 
+// ReplicatorDispatchRateFor returns the rate each replicator of cluster's
+// topics may send to another cluster at.
+func (p *Policies) ReplicatorDispatchRateFor(cluster string) (DispatchRate, bool) {
+	r, ok := p.ReplicatorDispatchRate[cluster]
+	return r, ok
+}
+
 // SubscriptionDispatchRateFor returns the per-subscription dispatch rate set
 // for cluster.
 func (p *Policies) SubscriptionDispatchRateFor(cluster string) (DispatchRate, bool) {

@@ -337,6 +337,23 @@ func (r *Namespaces) RemoveSubscriptionDispatchRate(ctx context.Context, ns stri
 	return r.send(ctx, http.MethodDelete, ns, "/subscriptionDispatchRate", nil)
 }
 
+// SetReplicatorDispatchRate limits what each replicator of the namespace's
+// topics sends to another cluster.
+func (r *Namespaces) SetReplicatorDispatchRate(ctx context.Context, ns string, rate tenants.DispatchRate) error {
+	return r.send(ctx, http.MethodPost, ns, "/replicatorDispatchRate", rate)
+}
+
+// GetReplicatorDispatchRate returns the replicator dispatch rate, nil when
+// not set.
+func (r *Namespaces) GetReplicatorDispatchRate(ctx context.Context, ns string) (*tenants.DispatchRate, error) {
+	return getOpt[tenants.DispatchRate](ctx, r, ns, "/replicatorDispatchRate")
+}
+
+// RemoveReplicatorDispatchRate unsets the replicator dispatch rate.
+func (r *Namespaces) RemoveReplicatorDispatchRate(ctx context.Context, ns string) error {
+	return r.send(ctx, http.MethodDelete, ns, "/replicatorDispatchRate", nil)
+}
+
 // SetMaxProducersPerTopic limits producers per topic (0: unlimited).
 func (r *Namespaces) SetMaxProducersPerTopic(ctx context.Context, ns string, n int) error {
 	return r.send(ctx, http.MethodPost, ns, "/maxProducersPerTopic", n)

@@ -458,6 +458,15 @@ func nsRateCmds(a *adminConn) []*cobra.Command {
 		nsCmd(a, "remove-subscription-dispatch-rate NAMESPACE", "Remove the per-subscription dispatch rate", func(x *adminCall, ns string) error {
 			return x.c.Namespaces().RemoveSubscriptionDispatchRate(x.ctx, ns)
 		}),
+		nsSetCmd(a, "set-replicator-dispatch-rate NAMESPACE", "Limit what each replicator sends to another cluster (-1: no limit)", dispatchRateFlags, func(x *adminCall) func(context.Context, string, tenants.DispatchRate) error {
+			return x.c.Namespaces().SetReplicatorDispatchRate
+		}),
+		nsGetCmd(a, "get-replicator-dispatch-rate NAMESPACE", "Show the replicator dispatch rate (null: no limit set)", func(x *adminCall) func(context.Context, string) (*tenants.DispatchRate, error) {
+			return x.c.Namespaces().GetReplicatorDispatchRate
+		}),
+		nsCmd(a, "remove-replicator-dispatch-rate NAMESPACE", "Remove the replicator dispatch rate", func(x *adminCall, ns string) error {
+			return x.c.Namespaces().RemoveReplicatorDispatchRate(x.ctx, ns)
+		}),
 	}
 }
 
