@@ -956,3 +956,59 @@ func TestGeoReplicatorDispatchRate(t *testing.T) {
 	rest{t, g.a.Broker(0).B.HTTPURL()}.want(http.MethodDelete, "/admin/v2/namespaces/geo/ns/replicatorDispatchRate", "", http.StatusNoContent)
 	waitReplicated(t, ctx, g.a, topic, "b")
 }
+
+// TestGeoTopicReplicationClusters: a topic's own replication clusters
+// replace its namespace's (Pulsar's topic-level /replication), checked
+// against the tenant's allowed clusters like the namespace's; removing
+// them brings the namespace's back.
+func TestGeoTopicReplicationClusters(t *testing.T) {
+	g := newGeoPair(t, 1, nil)
+	ctx := ctxT(t, 2*time.Minute)
+	const topic = "persistent://geo/ns/topic-level"
+	r := rest{t, g.a.Broker(0).B.HTTPURL()}
+	st := tenants.NewStore(g.cfg, tenants.StoreOptions{LocalCluster: "a"})
+	if err := st.CreateCluster(ctx, "c", tenants.ClusterData{ServiceURL: "http://127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	const path = "/admin/v2/persistent/geo/ns/topic-level/replication"
+	r.want(http.MethodPost, path, `["a","c"]`, http.StatusPreconditionFailed, "not allowed to use cluster", "c")
+	r.want(http.MethodPost, path, `[]`, http.StatusBadRequest, "must not be empty")
+	r.want(http.MethodPost, path, `["a","no/such"]`, http.StatusBadRequest)
+	r.want(http.MethodGet, path, "", http.StatusNoContent)
+
+	ca, cb := newClient(t, g.a), newClient(t, g.b)
+	produceGeo(t, ctx, ca, topic, "a", 0, 100)
+	waitReplicated(t, ctx, g.a, topic, "b")
+	// The topic stays in A from now on.
+	r.want(http.MethodPost, path, `["a"]`, http.StatusNoContent)
+	r.want(http.MethodGet, path, "", http.StatusOK, `["a"]`)
+	adm := adminOf(t, g.a)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		st, err := adm.Topics().Stats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if _, ok := st.Replication["b"]; ok {
+			return fmt.Errorf("still replicating to b: %+v", st.Replication)
+		}
+		return nil
+	})
+	produceGeo(t, ctx, ca, topic, "a", 100, 100)
+	// Removed: the namespace's clusters apply again, from then on.
+	r.want(http.MethodDelete, path, "", http.StatusNoContent)
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		st, err := adm.Topics().Stats(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if _, ok := st.Replication["b"]; !ok {
+			return fmt.Errorf("not replicating to b: %+v", st.Replication)
+		}
+		return nil
+	})
+	produceGeo(t, ctx, ca, topic, "a", 200, 100)
+	waitReplicated(t, ctx, g.a, topic, "b")
+	got := readAll(t, ctx, cb, topic, 200)["a"]
+	checkExactlyOnce(t, "cluster b, before", "a", got[:100], 0, 100)
+	checkExactlyOnce(t, "cluster b, after", "a", got[100:], 200, 100)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/client/admin"
 	"github.com/strata-mq/strata/ledger/managed"
+	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 )
 
@@ -113,14 +114,15 @@ func (t *Topic) syncReplicators(ctx context.Context, p tenants.Policies) error {
 	return errors.Join(errs...)
 }
 
-// replicationChanged applies a namespace's new policies to its loaded
-// topics' replicators at once, rather than at the next policy check.
+// replicationChanged applies a namespace's or a topic's new policies to
+// the loaded topics' replicators at once, rather than at the next policy
+// check.
 func (b *Broker) replicationChanged(ch tenants.Change) {
-	if ch.Kind != tenants.NamespaceChanged {
-		return
-	}
 	for _, t := range b.loadedTopics() {
-		if t.name.NamespaceName().String() != ch.Name {
+		switch {
+		case ch.Kind == tenants.NamespaceChanged && t.name.NamespaceName().String() == ch.Name:
+		case ch.Kind == tenants.TopicPoliciesChanged && tenants.TopicPoliciesKey(t.name) == metadata.TopicPoliciesPrefix+ch.Name:
+		default:
 			continue
 		}
 		go func() {

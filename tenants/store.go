@@ -495,13 +495,19 @@ func (s *Store) checkPolicies(ctx context.Context, ns naming.Namespace, t Tenant
 			return errorf(ErrInvalid, "auth_policies.destination_auth: topic %s is not in namespace %s", topic, ns)
 		}
 	}
-	for _, c := range p.ReplicationClusters {
+	return s.clustersAllowed(ctx, ns.Tenant(), t, "replication_clusters", p.ReplicationClusters)
+}
+
+// clustersAllowed checks that tenant (t) may use every cluster of clusters
+// (the policy field) and that they exist.
+func (s *Store) clustersAllowed(ctx context.Context, tenant string, t TenantInfo, field string, clusters []string) error {
+	for _, c := range clusters {
 		if !t.AllowsCluster(c) {
-			return errorf(ErrPrecondition, "replication_clusters: tenant %q is not allowed to use cluster %q (allowed: %s)",
-				ns.Tenant(), c, strings.Join(t.AllowedClusters, ", "))
+			return errorf(ErrPrecondition, "%s: tenant %q is not allowed to use cluster %q (allowed: %s)",
+				field, tenant, c, strings.Join(t.AllowedClusters, ", "))
 		}
 	}
-	return s.clustersExist(ctx, "replication_clusters", p.ReplicationClusters)
+	return s.clustersExist(ctx, field, clusters)
 }
 
 // GetPolicies returns a namespace's policies, or ErrNotFound. Policies of a

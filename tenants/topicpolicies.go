@@ -23,6 +23,9 @@ type TopicPolicies struct {
 	MaxConsumersPerTopic        *int          `json:"maxConsumerPerTopic,omitempty"`
 	MaxConsumersPerSubscription *int          `json:"maxConsumersPerSubscription,omitempty"`
 	MessageTTLInSeconds         *int          `json:"messageTTLInSeconds,omitempty"`
+	// ReplicationClusters replaces the namespace's replication clusters
+	// for this topic (a pointer, so that TopicPolicies stays comparable).
+	ReplicationClusters *[]string `json:"replicationClusters,omitempty"`
 }
 
 // clone returns a copy sharing no memory with tp.
@@ -36,6 +39,10 @@ func (tp TopicPolicies) clone() TopicPolicies {
 	c.MaxConsumersPerTopic = clonePtr(tp.MaxConsumersPerTopic)
 	c.MaxConsumersPerSubscription = clonePtr(tp.MaxConsumersPerSubscription)
 	c.MessageTTLInSeconds = clonePtr(tp.MessageTTLInSeconds)
+	if tp.ReplicationClusters != nil {
+		cs := cloneSlice(*tp.ReplicationClusters)
+		c.ReplicationClusters = &cs
+	}
 	return c
 }
 
@@ -62,6 +69,16 @@ func (tp TopicPolicies) Validate() error {
 	if tp.PublishRate != nil {
 		if err := tp.PublishRate.Validate(); err != nil {
 			return fmt.Errorf("publishRate: %w", err)
+		}
+	}
+	if tp.ReplicationClusters != nil {
+		if len(*tp.ReplicationClusters) == 0 {
+			return errorf(ErrInvalid, "replicationClusters must not be empty")
+		}
+		for _, c := range *tp.ReplicationClusters {
+			if err := naming.ValidateCluster(c); err != nil {
+				return errorf(ErrInvalid, "replicationClusters: %s", nameMsg(err))
+			}
 		}
 	}
 	for _, f := range []struct {
@@ -118,6 +135,9 @@ func (tp TopicPolicies) Apply(p Policies, cluster string) Policies {
 	if tp.SubscriptionDispatchRate != nil {
 		p.SubscriptionDispatchRate = withEntry(p.SubscriptionDispatchRate, cluster, *tp.SubscriptionDispatchRate)
 	}
+	if tp.ReplicationClusters != nil {
+		p.ReplicationClusters = cloneSlice(*tp.ReplicationClusters)
+	}
 	return p
 }
 
@@ -128,6 +148,16 @@ func withEntry[T any](m map[string]T, k string, v T) map[string]T {
 	}
 	out[k] = v
 	return out
+}
+
+// checkReplicationClusters checks that the tenant of ns may use every
+// cluster of clusters and that they exist.
+func (s *Store) checkReplicationClusters(ctx context.Context, ns naming.Namespace, clusters []string) error {
+	t, _, err := s.getTenantRecord(ctx, ns.Tenant())
+	if err != nil {
+		return err
+	}
+	return s.clustersAllowed(ctx, ns.Tenant(), t.TenantInfo, "replicationClusters", clusters)
 }
 
 // TopicPoliciesKey is the key of a topic's policies: a partition's are its
@@ -179,6 +209,11 @@ func (s *Store) UpdateTopicPolicies(ctx context.Context, t naming.Topic, fn func
 		tp.normalize()
 		if err := tp.Validate(); err != nil {
 			return tp, err
+		}
+		if tp.ReplicationClusters != nil {
+			if err := s.checkReplicationClusters(ctx, t.NamespaceName(), *tp.ReplicationClusters); err != nil {
+				return tp, err
+			}
 		}
 		switch {
 		case tp.IsZero() && kv.ModRevision == 0:

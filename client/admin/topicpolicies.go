@@ -24,7 +24,26 @@ const (
 	policyMaxConsumers                = "/maxConsumers"
 	policyMaxConsumersPerSubscription = "/maxConsumersPerSubscription"
 	policyMessageTTL                  = "/messageTTL"
+	policyReplication                 = "/replication"
 )
+
+// SetReplicationClusters replaces the namespace's replication clusters for
+// the topic.
+func (r *Topics) SetReplicationClusters(ctx context.Context, topic string, clusters []string) error {
+	return r.setPolicy(ctx, topic, policyReplication, clusters)
+}
+
+// GetReplicationClusters returns the topic's replication clusters, nil
+// when the namespace's apply.
+func (r *Topics) GetReplicationClusters(ctx context.Context, topic string) (*[]string, error) {
+	return getPolicy[[]string](ctx, r, topic, policyReplication)
+}
+
+// RemoveReplicationClusters lets the namespace's replication clusters
+// apply to the topic again.
+func (r *Topics) RemoveReplicationClusters(ctx context.Context, topic string) error {
+	return r.removePolicy(ctx, topic, policyReplication)
+}
 
 // setPolicy sets a topic policy to v.
 func (r *Topics) setPolicy(ctx context.Context, topic, suffix string, v any) error {

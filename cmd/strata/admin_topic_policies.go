@@ -119,5 +119,23 @@ func topicPolicyCmds(a *adminConn) []*cobra.Command {
 			messageTTLFlags, func(tp *admin.Topics) policyFuncs[int] {
 				return policyFuncs[int]{tp.SetMessageTTL, tp.GetMessageTTL, tp.RemoveMessageTTL}
 			}),
+		policyCmds(a, "replication-clusters", "Set the clusters a topic replicates to, in place of its namespace's", "replication clusters",
+			clustersFlags, func(tp *admin.Topics) policyFuncs[[]string] {
+				return policyFuncs[[]string]{tp.SetReplicationClusters, tp.GetReplicationClusters, tp.RemoveReplicationClusters}
+			}),
 	)
+}
+
+// clustersFlags adds the required --clusters (-c), comma-separated.
+func clustersFlags(cmd *cobra.Command) func() ([]string, error) {
+	var clusters string
+	cmd.Flags().StringVarP(&clusters, "clusters", "c", "", "comma-separated cluster names")
+	cmd.MarkFlagRequired("clusters")
+	return func() ([]string, error) {
+		list := splitList(clusters)
+		if len(list) == 0 {
+			return nil, errors.New("--clusters needs at least one cluster")
+		}
+		return list, nil
+	}
 }

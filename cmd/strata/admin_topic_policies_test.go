@@ -53,9 +53,10 @@ func TestAdminTopicPolicyCommands(t *testing.T) {
 		{"message-ttl", []string{"--ttl", "120"}, `120`},
 		{"message-ttl", []string{"--ttl", "1h"}, `3600`},
 		{"message-ttl", []string{"-t", "2d"}, `172800`},
+		{"replication-clusters", []string{"--clusters", "standalone"}, `["standalone"]`},
 	}
 	names := []string{"deduplication", "publish-rate", "dispatch-rate", "subscription-dispatch-rate",
-		"max-producers", "max-consumers", "max-consumers-per-subscription", "message-ttl"}
+		"max-producers", "max-consumers", "max-consumers-per-subscription", "message-ttl", "replication-clusters"}
 	getNull := func(name, topic string) {
 		t.Helper()
 		if out := mustStrata(t, "admin", "topics", "get-"+name, topic); strings.TrimSpace(out) != "null" {
@@ -89,6 +90,7 @@ func TestAdminTopicPolicyCommands(t *testing.T) {
 	failStrata(t, "maxProducerPerTopic must be between 0 and", "admin", "topics", "set-max-producers", topic, "--max-producers", "-1")
 	failStrata(t, "ratePeriodInSecond must be between 1 and", "admin", "topics", "set-dispatch-rate", topic, "--dispatch-rate-period", "-1")
 	failStrata(t, "--byte-publish-rate", "admin", "topics", "set-publish-rate", topic, "-b", "lots")
+	failStrata(t, "not allowed to use cluster", "admin", "topics", "set-replication-clusters", topic, "-c", "standalone,elsewhere")
 	failStrata(t, "exactly one", "admin", "topics", "set-deduplication", topic)
 	failStrata(t, "exactly one", "admin", "topics", "set-deduplication", topic, "--enable", "--disable")
 	failStrata(t, "namespace public/nope does not exist", "admin", "topics", "get-max-consumers", "public/nope/orders")
