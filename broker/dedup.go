@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/strata-mq/strata/api/pulsarpb"
+	"github.com/strata-mq/strata/internal/testfault"
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/tenants"
 )
@@ -296,6 +297,9 @@ func (d *dedup) check(md *pulsarpb.MessageMetadata, reply func(managed.Position,
 	// Loaded for replicators only: other producers' ids are recorded (for
 	// when the policy turns on) but not checked.
 	check := replicated || d.mu.enabled
+	if replicated && testfault.On(testfault.ReplicationNoDedup) {
+		check = false // broken on purpose (tests only)
+	}
 	if last, seen := d.mu.pushed[key]; check && seen && !seq.after(last) {
 		if !seq.after(d.mu.persisted[key]) {
 			pos := managed.Position{LedgerID: -1, EntryID: -1}

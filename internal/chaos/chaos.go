@@ -57,6 +57,15 @@ type Config struct {
 	// EntriesPerLedger is the brokers' --max-entries-per-ledger; default
 	// 200, so that ledgers close (and are offloaded) every second or so.
 	EntriesPerLedger int
+
+	// For a cluster of a geo-replicated pair (RunGeo): its name (default
+	// "chaos") and the etcd address of the configuration store it shares
+	// (default: its own etcd); ledgers' ensemble, write and ack quorums
+	// (default 3, 3, 2).
+	name             string
+	configStore      string
+	ensemble, wq, aq int
+	skipNamespace    bool
 }
 
 func (c *Config) defaults() {
@@ -86,6 +95,12 @@ func (c *Config) defaults() {
 	}
 	if c.LostBookieDelay == 0 {
 		c.LostBookieDelay = 10 * time.Second
+	}
+	if c.name == "" {
+		c.name = clusterName
+	}
+	if c.ensemble == 0 {
+		c.ensemble, c.wq, c.aq = 3, 3, 2
 	}
 }
 
@@ -191,7 +206,7 @@ func Run(t testing.TB, cfg Config) *Report {
 		}
 		topics = append(topics, tp)
 	}
-	w, err := startWorkload(ctx, c.serviceURL(), topics, logf)
+	w, err := startWorkload(ctx, c.serviceURL(), c.serviceURL(), topics, logf)
 	if err != nil {
 		t.Fatalf("workload: %v", err)
 	}

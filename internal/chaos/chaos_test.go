@@ -26,3 +26,16 @@ func TestChaosBounded(t *testing.T) {
 		t.Fatalf("the run lost, duplicated or reordered messages, or a bound failed:\n%s", r.Table())
 	}
 }
+
+// TestGeoChaosBounded is the bounded geo-replication run of `make test`:
+// two clusters of processes replicating one namespace both ways while
+// brokers of either are killed, stopped, paused, cut off from etcd, topics
+// unloaded and a whole cluster's brokers taken down. Everything
+// acknowledged in one cluster must reach the other once and in order.
+func TestGeoChaosBounded(t *testing.T) {
+	r := chaos.RunGeo(t, chaos.GeoConfig{Seed: 20261207, Duration: 60 * time.Second})
+	t.Logf("geo chaos report:\n%s", r.Table())
+	if !r.OK() {
+		t.Fatalf("the run lost, duplicated or reordered messages, or a bound failed:\n%s", r.Table())
+	}
+}

@@ -170,7 +170,11 @@ func startCluster(ctx context.Context, t testing.TB, cfg Config, bins Binaries) 
 	}
 	c.store = store
 	c.repl = newReplication(store)
-	if err := c.strata(ctx, "init-cluster", "--cluster", clusterName, "--etcd-endpoints", c.etcdAddr, "--timeout", "1m"); err != nil {
+	initArgs := []string{"init-cluster", "--cluster", cfg.name, "--etcd-endpoints", c.etcdAddr, "--timeout", "1m"}
+	if cfg.configStore != "" {
+		initArgs = append(initArgs, "--config-store-endpoints", cfg.configStore)
+	}
+	if err := c.strata(ctx, initArgs...); err != nil {
 		return c, err
 	}
 	c.s3 = s3test.Start(t)
@@ -186,6 +190,9 @@ func startCluster(ctx context.Context, t testing.TB, cfg Config, bins Binaries) 
 	}
 	if err := c.waitReady(ctx, time.Minute); err != nil {
 		return c, err
+	}
+	if cfg.skipNamespace {
+		return c, nil
 	}
 	return c, c.setupNamespace(ctx)
 }
@@ -232,13 +239,16 @@ func (c *cluster) addBroker(i int) error {
 	}
 	n := &brokerNode{grpcAddr: testutil.FreeAddr(c.t), httpAddr: testutil.FreeAddr(c.t), etcdProxy: p}
 	args := []string{
-		"broker", "--cluster", clusterName, "--etcd-endpoints", p.addr(),
+		"broker", "--cluster", c.cfg.name, "--etcd-endpoints", p.addr(),
 		"--grpc-addr", n.grpcAddr, "--http-addr", n.httpAddr, "--session-ttl", sessionTTL.String(),
-		"--default-ensemble-size", "3", "--default-write-quorum", "3", "--default-ack-quorum", "2",
+		"--default-ensemble-size", fmt.Sprint(c.cfg.ensemble), "--default-write-quorum", fmt.Sprint(c.cfg.wq), "--default-ack-quorum", fmt.Sprint(c.cfg.aq),
 		"--max-entries-per-ledger", fmt.Sprint(c.cfg.EntriesPerLedger), "--min-ledger-rollover-time", "0", "--broker-deduplication-enabled",
 		"--retention-check-interval", "5s", "--policy-check-interval", "5s",
 		"--lost-bookie-recovery-delay", c.cfg.LostBookieDelay.String(), "--open-ledger-rereplication-grace-period", "5s",
 		"--auditor-check-interval", "30s", "--log-level", "warn",
+	}
+	if c.cfg.configStore != "" {
+		args = append(args, "--config-store-endpoints", c.cfg.configStore)
 	}
 	args = append(args, "--offload-driver", "s3", "--offload-s3-endpoint", "http://"+c.s3.Endpoint,
 		"--offload-s3-bucket", c.s3.Bucket, "--offload-s3-region", c.s3.Region, "--offload-s3-path-style",

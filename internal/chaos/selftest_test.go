@@ -47,3 +47,15 @@ func TestChaosSeesAckBeforeWrite(t *testing.T) {
 func TestChaosSeesUnorderedLedgerIDs(t *testing.T) {
 	selftest(t, chaos.Config{EntriesPerLedger: 2000}, testfault.LedgerIDsUnordered, chaos.BrokerPause, chaos.Unload)
 }
+
+// A cluster that stores what a replicator sends again after a restart
+// (without deduplicating by source position) holds those entries twice:
+// the geo run must report duplicates.
+func TestChaosSeesReplicationWithoutDedup(t *testing.T) {
+	r := chaos.RunGeo(t, chaos.GeoConfig{Seed: 7, Duration: time.Minute, Break: []string{testfault.ReplicationNoDedup},
+		HealTimeout: 30 * time.Second})
+	t.Logf("geo chaos report with %s:\n%s", testfault.ReplicationNoDedup, r.Table())
+	if r.Duplicated == 0 {
+		t.Fatalf("with %s the run stored nothing twice: the harness cannot see what the switch breaks", testfault.ReplicationNoDedup)
+	}
+}

@@ -110,7 +110,8 @@ func (r *recorder) notAckedSince(topics []topicSpec, t time.Time) []string {
 
 // workload runs producers, subscriptions and readers.
 type workload struct {
-	cl     *client.Client
+	cl     *client.Client // producers'
+	ccl    *client.Client // subscriptions' and readers' (another cluster's, with geo-replication)
 	topics []topicSpec
 	rec    *recorder
 	logf   func(string, ...any)
@@ -124,23 +125,30 @@ type workload struct {
 }
 
 // startWorkload creates every subscription and reader first, then starts
-// the producers.
-func startWorkload(ctx context.Context, serviceURL string, topics []topicSpec, logf func(string, ...any)) (*workload, error) {
-	cl, err := client.New(serviceURL, client.WithOperationTimeout(30*time.Second))
+// the producers. Producers use the cluster at produceURL, subscriptions
+// and readers the one at consumeURL (the same, or the cluster the topics
+// are geo-replicated to).
+func startWorkload(ctx context.Context, produceURL, consumeURL string, topics []topicSpec, logf func(string, ...any)) (*workload, error) {
+	cl, err := client.New(produceURL, client.WithOperationTimeout(30*time.Second))
 	if err != nil {
 		return nil, err
 	}
-	w := &workload{cl: cl, topics: topics, rec: newRecorder(), logf: logf}
+	ccl, err := client.New(consumeURL, client.WithOperationTimeout(30*time.Second))
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	w := &workload{cl: cl, ccl: ccl, topics: topics, rec: newRecorder(), logf: logf}
 	w.produceCtx, w.stopProduce = context.WithCancel(context.Background())
 	w.consumeCtx, w.stopConsume = context.WithCancel(context.Background())
 	for _, tp := range topics {
-		cons, err := cl.Subscribe(ctx, tp.name, "live", client.WithInitialPosition(client.Earliest))
+		cons, err := ccl.Subscribe(ctx, tp.name, "live", client.WithInitialPosition(client.Earliest))
 		if err != nil {
 			return w, fmt.Errorf("subscribe %s: %w", tp.name, err)
 		}
 		w.consumers.Go(func() { w.consume("live/"+tp.name, cons) })
 		if tp.partitions == 0 {
-			rd, err := cl.CreateReader(ctx, tp.name, client.EarliestMessageID)
+			rd, err := ccl.CreateReader(ctx, tp.name, client.EarliestMessageID)
 			if err != nil {
 				return w, fmt.Errorf("reader %s: %w", tp.name, err)
 			}
@@ -253,7 +261,7 @@ func (w *workload) caughtUp() bool {
 // every acknowledged message came or nothing more comes for idle.
 func (w *workload) finalRead(ctx context.Context, idle time.Duration) error {
 	for _, tp := range w.topics {
-		cons, err := w.cl.Subscribe(ctx, tp.name, "final", client.WithInitialPosition(client.Earliest))
+		cons, err := w.ccl.Subscribe(ctx, tp.name, "final", client.WithInitialPosition(client.Earliest))
 		if err != nil {
 			return fmt.Errorf("final subscription on %s: %w", tp.name, err)
 		}
@@ -307,4 +315,5 @@ func (w *workload) close() {
 	w.stopConsume()
 	w.consumers.Wait()
 	w.cl.Close()
+	w.ccl.Close()
 }

@@ -33,6 +33,10 @@ const (
 	// blocks lie far apart and a topic that moves likely lands on a lower
 	// one.
 	LedgerIDsUnordered = "ledger-ids-unordered"
+	// ReplicationNoDedup: a broker stores what another cluster's
+	// replicator sends again after a restart (its cursor lagging what was
+	// stored) instead of dropping it by its source position.
+	ReplicationNoDedup = "replication-no-dedup"
 )
 
 // Seams the harness drives.
