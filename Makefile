@@ -9,7 +9,7 @@ PKGS := ./...
 # Packages whose tests exercise concurrency; `test` runs them under -race.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: layering all build test test-race test-short test-deploy attack-rss chaos chaos-selftest deps verify fmt vet proto proto-check bench clean
+.PHONY: layering all build test test-race test-short test-deploy attack-rss chaos chaos-selftest geo-stress deps verify fmt vet proto proto-check bench clean
 
 all: build
 
@@ -70,10 +70,15 @@ attack-rss:
 	$(GO) test -tags attack -run TestAttackRSS -count=1 -v -timeout 20m ./cmd/strata/
 
 ## chaos: a soak run of the fault harness (docs/testing.md): make chaos DURATION=30m SEED=42
+COUNT ?= 20
 DURATION ?= 30m
 SEED ?=
 chaos: deps
 	STRATA_CHAOS_DURATION=$(DURATION) STRATA_CHAOS_SEED=$(SEED) $(GO) test -tags chaos_soak -run TestChaosSoak -count=1 -v -timeout 0 ./internal/chaos/
+
+## geo-stress: kill a topic's owner with sends in flight while it replicates, COUNT times (a hunt for a loss seen twice under load).
+geo-stress: deps
+	$(GO) test -tags geo_stress -run TestGeoStressInflightOwnerKill -count=$(COUNT) -v -timeout 0 ./broker/
 
 ## chaos-selftest: the fault harness sees loss when a guarantee is broken on purpose.
 chaos-selftest: deps
