@@ -78,7 +78,7 @@ chaos: deps
 
 ## geo-stress: kill a topic's owner with sends in flight while it replicates, COUNT times (a hunt for a loss seen twice under load).
 geo-stress: deps
-	$(GO) test -tags geo_stress -run TestGeoStressInflightOwnerKill -count=$(COUNT) -v -timeout 0 ./broker/
+	$(GO) test -race -tags geo_stress -run TestGeoStressInflightOwnerKill -count=$(COUNT) -v -timeout 0 ./broker/
 
 ## chaos-selftest: the fault harness sees loss when a guarantee is broken on purpose.
 chaos-selftest: deps
