@@ -11,11 +11,10 @@ import (
 
 // TestGeoStressInflightOwnerKill kills A's topic owner while A's producers
 // (batched, deduplicated, a new auto-named producer per 50 messages) have
-// sends in flight and replication runs. It once lost 3-6 acknowledged
-// messages under heavy CPU load (B lacked them; which side lost them was
-// not known), and has not since: `make geo-stress` runs it many times,
-// checking A's log and then B's. Tag geo_stress: it is a hunt, not a
-// bounded CI test.
+// sends in flight and replication runs, then checks A's log and B's. Under
+// heavy CPU load it fails about one run in ten: A holds every message once,
+// B lacks a few produced around the kill (docs/testing.md, "An open hunt").
+// Tag geo_stress (`make geo-stress`): a hunt for an open bug, not a CI test.
 func TestGeoStressInflightOwnerKill(t *testing.T) {
 	g := newGeoPair(t, 2, func(cluster string, i int, o *broker.Options) {
 		o.DeduplicationEnabled = cluster == "a"
