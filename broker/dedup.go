@@ -301,6 +301,10 @@ func (d *dedup) check(md *pulsarpb.MessageMetadata, reply func(managed.Position,
 		check = false // broken on purpose (tests only)
 	}
 	if last, seen := d.mu.pushed[key]; check && seen && !seq.after(last) {
+		if replicated {
+			d.t.log.Debug("replicated entry already taken", "from", md.GetReplicatedFrom(), "source", seq,
+				"pushed", last, "persisted", d.mu.persisted[key])
+		}
 		if !seq.after(d.mu.persisted[key]) {
 			pos := managed.Position{LedgerID: -1, EntryID: -1}
 			if r := d.mu.recent[key]; r != nil {

@@ -3,10 +3,12 @@
 package broker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/strata-mq/strata/broker"
+	"github.com/strata-mq/strata/client"
 )
 
 // TestGeoStressInflightOwnerKill kills A's topic owner while A's producers
@@ -36,6 +38,25 @@ func TestGeoStressInflightOwnerKill(t *testing.T) {
 	g.a.KillBroker(owner)
 	<-done
 	waitReplicated(t, ctx, g.a, topic, "b")
+	// Where A's log holds the messages around the kill, for a failure to
+	// be compared with B's debug log (STRATA_TEST_LOG=debug: "replicated
+	// entry already taken" names the source positions B dropped).
+	r, err := ca.CreateReader(ctx, topic, client.EarliestMessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var around []string
+	for i := 0; i < 3000; i++ {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := string(m.Payload); n >= "a/000450" && n < "a/000700" {
+			around = append(around, fmt.Sprintf("%s@%d:%d:%d", n[2:], m.ID.LedgerID, m.ID.EntryID, m.ID.BatchIndex))
+		}
+	}
+	r.Close()
+	t.Logf("A's positions of messages 450-699: %v", around)
 	got := readAll(t, ctx, ca, topic, 3000)
 	checkExactlyOnce(t, "cluster a", "a", got["a"], 0, 3000)
 	got = readAll(t, ctx, newClient(t, g.b), topic, 3000)
