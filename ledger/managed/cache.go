@@ -60,9 +60,13 @@ func (c *entryCache) get(from Position, max int, maxBytes int64) ([]Entry, bool)
 	c.mu.hits++
 	var out []Entry
 	var size int64
-	for ; i < len(es) && len(out) < max && size < maxBytes; i++ {
+	// Only entries that follow one another: an entry missing from the
+	// cache (its append failed while a later one succeeded, as when a
+	// writer closes) must be read from the ledger, not skipped.
+	for next := from; i < len(es) && len(out) < max && size < maxBytes && es[i].Position == next; i++ {
 		out = append(out, es[i])
 		size += int64(len(es[i].Data))
+		next.EntryID++
 	}
 	return out, true
 }
