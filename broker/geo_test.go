@@ -234,14 +234,7 @@ func waitReplicated(t *testing.T, ctx context.Context, c *testcluster.Cluster, t
 
 func adminOf(t *testing.T, c *testcluster.Cluster) *admin.Client {
 	t.Helper()
-	var url string
-	for i := 0; ; i++ {
-		if n := c.Broker(i); n.B != nil {
-			url = n.B.HTTPURL()
-			break
-		}
-	}
-	adm, err := admin.New(url)
+	adm, err := admin.New(adminURL(c))
 	if err != nil {
 		t.Fatal(err)
 	}

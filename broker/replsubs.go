@@ -270,7 +270,7 @@ func (t *Topic) applySubscriptionUpdate(from string, up *pulsarpb.ReplicatedSubs
 		}
 	}
 	name := up.GetSubscriptionName()
-	if !found || validSubscription(name) != nil || t.ml.LastConfirmed().Less(pos) {
+	if !found || validSubscription(name) != nil || pos.LedgerID < 0 || pos.EntryID < 0 || t.ml.LastConfirmed().Less(pos) {
 		t.log.Warn("ignoring a subscription update", "from", from, "subscription", name, "position", pos)
 		return
 	}
