@@ -263,6 +263,16 @@ func (r *replicator) session(ctx context.Context) error {
 			continue
 		}
 		for _, e := range entries {
+			// Nothing more goes out once a send failed or the session
+			// ends: a later entry stored at the remote without an earlier
+			// one would make the remote drop the earlier one, as already
+			// seen, when the next session sends it again.
+			if e := failed.Load(); e != nil {
+				return *e
+			}
+			if err := sctx.Err(); err != nil {
+				return err
+			}
 			out, publish, msgs, ok := r.prepare(e)
 			if !ok {
 				if err := r.cursor.Ack(e.Position); err != nil {

@@ -607,7 +607,16 @@ func (p *partitionProducer) admit(ctx context.Context) error {
 
 // acquire takes a slot of the pending queue, waiting for one when the
 // producer blocks while the queue is full.
+//
+// A send whose context has ended fails even when a slot is free (select
+// alone would pick at random): a caller that pipelines sends under one
+// context, as the geo-replicator does, must never see a later send go out
+// after an earlier one failed for its context, or the remote would store
+// the later one and drop the earlier as already seen when it is resent.
 func (p *partitionProducer) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if !p.opts.blockIfQueueFull {
 		select {
 		case p.sem <- struct{}{}:

@@ -170,6 +170,37 @@ func TestPendingQueueFullBlocks(t *testing.T) {
 	flushAndCheck(t, ctx, p, col, cons, "a", "b", "c") // x gave up
 }
 
+// TestSendWithEndedContextFails: a send whose context has ended fails
+// every time, even with room in the pending queue, and nothing of it is
+// published. (Picking at random between a free slot and the ended context
+// let some of a pipeline's later sends out after earlier ones failed: the
+// geo-replicator's remote then stored the later entries and dropped the
+// earlier ones as already seen when they were resent.)
+func TestSendWithEndedContextFails(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	cl := newClient(t, c)
+	topic := uniqueTopic(t, "ended-ctx")
+	cons := subscribe(t, cl, topic, "s")
+	ctx := ctxT(t, time.Minute)
+	for _, block := range []bool{true, false} {
+		p := newProducer(t, cl, topic, client.WithMaxPendingMessages(1000), client.WithBlockIfQueueFull(block))
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		for i := range 200 {
+			var err error
+			called := false
+			p.SendAsync(ended, msg(fmt.Sprintf("x%d", i)), func(_ client.MessageID, _ *client.ProducerMessage, e error) { called, err = true, e })
+			if !called || !errors.Is(err, context.Canceled) {
+				t.Fatalf("block=%v send %d under an ended context: called=%v err=%v, want context.Canceled at once", block, i, called, err)
+			}
+		}
+	}
+	p := newProducer(t, cl, topic)
+	col := newCollector()
+	p.SendAsync(ctx, msg("after"), col.cb)
+	flushAndCheck(t, ctx, p, col, cons, "after") // none of the x sends was published
+}
+
 // TestSendTimeout: with the only broker down, sends fail with
 // ErrSendTimeout after the send timeout; none is reported sent and none is
 // published once the broker is back.
