@@ -72,6 +72,10 @@ type Broker struct {
 		sync.Mutex
 		topics  map[string]*topicLoad // by full topic name
 		closing bool
+		// Pulsar protocol connections (listen.go); connsClosed once
+		// the broker closed them and takes no more.
+		conns       map[net.Conn]struct{}
+		connsClosed bool
 	}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -188,7 +192,8 @@ func (b *Broker) Start() error {
 		grpcbuf.ServerOption(),
 	}
 	if b.opts.TLS != nil {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(b.opts.TLS)))
+		// The client listener does the TLS handshake for both protocols.
+		gopts = append(gopts, grpc.Creds(handshakenTLS{credentials.NewTLS(b.opts.TLS)}))
 	}
 	b.grpcSrv = grpc.NewServer(gopts...)
 	clientpb.RegisterBrokerServer(b.grpcSrv, &service{b: b})
@@ -202,7 +207,9 @@ func (b *Broker) Start() error {
 	if b.opts.TLS != nil {
 		httpLis = tls.NewListener(httpLis, b.httpTLS())
 	}
-	b.goFn(func() { b.grpcSrv.Serve(b.grpcLis) })
+	clients := newClientListener(b, b.grpcLis, b.opts.TLS)
+	b.goFn(clients.serve)
+	b.goFn(func() { b.grpcSrv.Serve(clients) })
 	b.goFn(func() { b.httpSrv.Serve(httpLis) })
 	b.goFn(b.initLoop)
 	b.goFn(b.maintenanceLoop)
@@ -306,6 +313,7 @@ func (b *Broker) Close() error {
 	// bundles so another broker takes them at once.
 	b.own.unregister(ctx)
 	b.unloadAll(ctx)
+	b.closeConns()
 	b.own.releaseAll(ctx)
 	if b.cancel != nil {
 		b.cancel()
@@ -351,6 +359,7 @@ func (b *Broker) Kill() {
 	if b.grpcSrv != nil {
 		b.grpcSrv.Stop()
 	}
+	b.closeConns()
 	if b.httpSrv != nil {
 		b.httpSrv.Close()
 	}

@@ -48,23 +48,33 @@ func (s *service) PartitionedMetadata(ctx context.Context, req *clientpb.Partiti
 	if err != nil {
 		return nil, err
 	}
-	if !s.b.ready.Load() {
-		return nil, statusError(ErrNotReady)
-	}
-	if _, err := s.b.policies(t.NamespaceName()); err != nil {
-		return nil, statusError(err)
-	}
-	if err := s.b.authz.CanLookup(ctx, roleOf(ctx), t); err != nil {
-		return nil, statusError(err)
-	}
-	pm, err := s.b.cfg.GetPartitionedTopic(ctx, t)
-	if errors.Is(err, tenants.ErrNotFound) {
-		return &clientpb.PartitionedMetadataResponse{}, nil
-	}
+	n, err := s.b.partitions(ctx, roleOf(ctx), t)
 	if err != nil {
 		return nil, statusError(err)
 	}
-	return &clientpb.PartitionedMetadataResponse{Partitions: uint32(pm.Partitions)}, nil
+	return &clientpb.PartitionedMetadataResponse{Partitions: uint32(n)}, nil
+}
+
+// partitions returns how many partitions topic t has (0: not partitioned),
+// for a role allowed to look it up.
+func (b *Broker) partitions(ctx context.Context, role string, t naming.Topic) (int, error) {
+	if !b.ready.Load() {
+		return 0, ErrNotReady
+	}
+	if _, err := b.policies(t.NamespaceName()); err != nil {
+		return 0, err
+	}
+	if err := b.authz.CanLookup(ctx, role, t); err != nil {
+		return 0, err
+	}
+	pm, err := b.cfg.GetPartitionedTopic(ctx, t)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return pm.Partitions, nil
 }
 
 func (s *service) LastMessageId(ctx context.Context, req *clientpb.LastMessageIdRequest) (*clientpb.LastMessageIdResponse, error) {
@@ -79,17 +89,23 @@ func (s *service) LastMessageId(ctx context.Context, req *clientpb.LastMessageId
 	if err != nil {
 		return nil, statusError(err)
 	}
-	lc := topic.ml.LastConfirmed()
-	id := &clientpb.MessageId{LedgerId: lc.LedgerID, EntryId: lc.EntryID, BatchIndex: -1, Partition: topic.partition}
+	return &clientpb.LastMessageIdResponse{MessageId: topic.lastMessageID(ctx)}, nil
+}
+
+// lastMessageID returns the id of the topic's last message: entry -1 when
+// it has none, and the last index of the batch when the last entry is one.
+func (t *Topic) lastMessageID(ctx context.Context) *clientpb.MessageId {
+	lc := t.ml.LastConfirmed()
+	id := &clientpb.MessageId{LedgerId: lc.LedgerID, EntryId: lc.EntryID, BatchIndex: -1, Partition: t.partition}
 	if lc.EntryID >= 0 {
-		if es, _, err := topic.ml.Read(ctx, lc, 1, 1); err == nil && len(es) == 1 {
+		if es, _, err := t.ml.Read(ctx, lc, 1, 1); err == nil && len(es) == 1 {
 			if md, err := pulsarpb.DecodeMetadata(es[0].Data); err == nil && md.IsBatch() {
 				n := md.MessagesIn(len(es[0].Data))
 				id.BatchIndex, id.BatchSize = int32(n-1), int32(n)
 			}
 		}
 	}
-	return &clientpb.LastMessageIdResponse{MessageId: id}, nil
+	return id
 }
 
 // recvLoop reads a stream in a goroutine so the handler can also react to

@@ -149,6 +149,23 @@ func (a *Authorizer) CanLookup(ctx context.Context, role string, topic naming.To
 	return forbidden("role %s may not look up %s", roleName(role), topic)
 }
 
+// CanListTopics allows tenant admins and roles granted produce or consume
+// on the whole namespace to list its topics (Pulsar's GET_TOPICS_OF_NAMESPACE).
+func (a *Authorizer) CanListTopics(ctx context.Context, role string, ns naming.Namespace) error {
+	if a.isAdmin(role, ns.Tenant()) {
+		return nil
+	}
+	if role != "" {
+		if p, ok := a.opts.Source.Policies(ns); ok {
+			actions := p.AuthPolicies.NamespaceAuth[role]
+			if slices.Contains(actions, tenants.ActionProduce) || slices.Contains(actions, tenants.ActionConsume) {
+				return nil
+			}
+		}
+	}
+	return forbidden("role %s may not list the topics of namespace %s", roleName(role), ns)
+}
+
 // granted reports whether role holds action on topic through a namespace
 // or topic grant, returning the namespace's policies.
 func (a *Authorizer) granted(role string, topic naming.Topic, action tenants.AuthAction) (tenants.Policies, bool) {
