@@ -76,7 +76,7 @@ SEED ?=
 chaos: deps
 	STRATA_CHAOS_DURATION=$(DURATION) STRATA_CHAOS_SEED=$(SEED) $(GO) test -tags chaos_soak -run TestChaosSoak -count=1 -v -timeout 0 ./internal/chaos/
 
-## geo-stress: kill a topic's owner with sends in flight while it replicates, COUNT times (a hunt for a loss seen twice under load).
+## geo-stress: kill a topic's owner with sends in flight while it replicates, COUNT times (the stress run that found a replication loss; docs/testing.md).
 geo-stress: deps
 	$(GO) test -race -tags geo_stress -run TestGeoStressInflightOwnerKill -count=$(COUNT) -v -timeout 0 ./broker/
 

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/internal/pulsarwire"
+	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/tenants"
 )
 
@@ -59,6 +60,11 @@ type pulsarConn struct {
 		sync.Mutex
 		producers map[uint64]*pulsarProducer
 		consumers map[uint64]*pulsarConsumer
+		// resume: where a reader that seeked continues when its client
+		// subscribes again (by consumer id). Seeking closes the consumer,
+		// and with it the reader's cursor; the client comes back with the
+		// start id it had, which after a seek by time is the wrong one.
+		resume map[uint64]managed.Position
 	}
 	wg sync.WaitGroup
 }
@@ -83,6 +89,7 @@ func (b *Broker) servePulsar(nc net.Conn, r *bufio.Reader, tls bool) {
 		log: b.log.With("client", nc.RemoteAddr().String(), "protocol", "pulsar")}
 	pc.mu.producers = map[uint64]*pulsarProducer{}
 	pc.mu.consumers = map[uint64]*pulsarConsumer{}
+	pc.mu.resume = map[uint64]managed.Position{}
 	if !b.trackConn(nc) {
 		nc.Close()
 		return
@@ -522,12 +529,26 @@ func (pc *pulsarConn) subscribe(m *pulsarpb.CommandSubscribe) {
 	if m.GetInitialPosition() == pulsarpb.CommandSubscribe_Earliest {
 		req.InitialPosition = clientpb.InitialPosition_EARLIEST
 	}
-	if id := m.GetStartMessageId(); id != nil && !req.Durable {
-		// A reader starts at the entry of its start id, inclusive (the
-		// client drops what it must not see, batch messages included);
-		// the latest id means after the last entry.
-		req.StartMessageId = fromPulsarID(id)
-		req.StartInclusive = req.StartMessageId.LedgerId != LatestLedgerID
+	if !req.Durable {
+		pc.mu.Lock()
+		resume, seeked := pc.mu.resume[m.GetConsumerId()]
+		delete(pc.mu.resume, m.GetConsumerId())
+		pc.mu.Unlock()
+		switch id := m.GetStartMessageId(); {
+		case seeked:
+			req.StartMessageId = &clientpb.MessageId{LedgerId: resume.LedgerID, EntryId: resume.EntryID}
+			req.StartInclusive = true
+		case id != nil:
+			// A reader starts at the entry of its start id, inclusive
+			// (the client drops what it must not see, batch messages
+			// included); the latest id means after the last entry.
+			req.StartMessageId = fromPulsarID(id)
+			req.StartInclusive = req.StartMessageId.LedgerId != LatestLedgerID
+		case req.InitialPosition == clientpb.InitialPosition_LATEST:
+			// A non-durable consumer without a start id starts where its
+			// initial position says.
+			req.StartMessageId = &clientpb.MessageId{LedgerId: LatestLedgerID, EntryId: LatestLedgerID}
+		}
 	}
 	t, sub, c, err := pc.b.openConsumer(pc.ctx, req, pc.role)
 	if err != nil {
@@ -709,6 +730,11 @@ func (pc *pulsarConn) seek(m *pulsarpb.CommandSeek) {
 	if err := pcs.sub.seek(pc.ctx, pcs.c, req); err != nil {
 		pc.replyErr(m.GetRequestId(), err)
 		return
+	}
+	if !pcs.sub.durable {
+		pc.mu.Lock()
+		pc.mu.resume[pcs.id] = pcs.sub.cursor.ReadPosition()
+		pc.mu.Unlock()
 	}
 	// As Pulsar's broker does, the seeking consumer is disconnected too:
 	// the client subscribes again from the new position, with its permits

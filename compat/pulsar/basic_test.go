@@ -6,11 +6,20 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/sirupsen/logrus"
 )
+
+// quiet keeps the client's info logs out of test output.
+var quiet = func() plog.Logger {
+	l := logrus.New()
+	l.SetLevel(logrus.WarnLevel)
+	return plog.NewLoggerWithLogrus(l)
+}()
 
 func newClient(t *testing.T) pulsar.Client {
 	t.Helper()
-	c, err := pulsar.NewClient(pulsar.ClientOptions{URL: serviceURL, OperationTimeout: 30 * time.Second})
+	c, err := pulsar.NewClient(pulsar.ClientOptions{URL: serviceURL, OperationTimeout: 30 * time.Second, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

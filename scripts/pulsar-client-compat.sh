@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs pulsar-client-go's own integration tests (the unmodified v0.19.0
+# module, copied out of the module cache) against a Strata standalone on
+# 127.0.0.1:6650 / :8080, the addresses those tests hard-code, and prints
+# "N passed, M failed" with each test's outcome.
+#
+#   scripts/pulsar-client-compat.sh            # the tests listed below
+#   scripts/pulsar-client-compat.sh TestA TestB  # just these
+#   VERBOSE=1 LOGDIR=/tmp/compat scripts/pulsar-client-compat.sh  # failure details, logs kept
+#
+# Needs Go and network access to the module proxy the first time; ports
+# 6650, 8080, 2379, 2380 and 3181 must be free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+version=v0.19.0
+cache=${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}
+src=$cache/pulsar-client-go-$version
+bin=$cache/pulsar-client-go-$version.test
+
+default_tests=(
+  TestProducerConsumer TestBatchMessageReceive TestBatchingDisabled TestConsumerAck TestAckWithResponse
+  TestCumulativeAckWithResponse TestConsumerBatchCumulativeAck TestConsumerNack TestGetDeliveryCount
+  TestConsumerKeyShared TestConsumerSeek TestConsumerSeekByTime TestReaderOnSpecificMessage
+  TestReaderOnSpecificMessageWithBatching TestReaderHasNext TestReaderHasNextAgainstEmptyTopic
+  TestReaderLatestInclusiveHasNext TestReaderSeek TestProducerDuplicateNameOnSameTopic TestConsumerNonDurable
+  # beyond the issue's list
+  TestSimpleProducer TestProducerAsyncSend TestBatchMessageFlushing TestConsumerFlow
+  TestConsumerSubscriptionEarliestPosition TestConsumerEventTime TestProducerLastSequenceID
+  TestExactlyOnceWithProducerNameSpecified TestConsumerUnSubscribe TestConsumerNoBatchCumulativeAck
+  TestDLQ TestReader TestReaderOnLatestWithBatching TestReaderWithSeekByID TestReaderWithSeekByTime
+  TestProducerCompression TestConsumerCompression TestConsumerCompressionWithBatches
+)
+tests=("$@")
+if [ ${#tests[@]} -eq 0 ]; then tests=("${default_tests[@]}"); fi
+
+if [ ! -x "$bin" ]; then
+  mod=$(cd "$root/compat/pulsar" && go list -m -f '{{.Dir}}' github.com/apache/pulsar-client-go)
+  rm -rf "$src" && mkdir -p "$cache" && cp -r "$mod" "$src" && chmod -R u+w "$src"
+  echo "building the client's test binary (a few minutes the first time)..." >&2
+  (cd "$src" && GOFLAGS=-mod=mod go test -c -o "$bin" ./pulsar/) >&2
+fi
+
+work=$(mktemp -d)
+# Each test's output goes to $LOGDIR/<test>.log (kept), else to a
+# temporary directory removed at the end.
+logs=${LOGDIR:-$work}
+mkdir -p "$logs"
+go build -o "$work/strata" ./cmd/strata
+"$work/strata" standalone --data-dir "$work/data" --grpc-addr 127.0.0.1:6650 --http-addr 127.0.0.1:8080 >"$work/standalone.log" 2>&1 &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 150); do
+  curl -sf http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -sf http://127.0.0.1:8080/readyz >/dev/null || { echo "standalone not ready" >&2; tail -20 "$work/standalone.log" >&2; exit 1; }
+
+passed=0 failed=0 failures=()
+for t in "${tests[@]}"; do
+  if (cd "$src/pulsar" && timeout 300 "$bin" -test.run "^${t}\$" -test.v -test.count 1 -test.timeout 240s >"$logs/$t.log" 2>&1) \
+      && grep -q -- "^--- PASS: $t " "$logs/$t.log"; then
+    passed=$((passed + 1)); echo "PASS $t"
+  else
+    failed=$((failed + 1)); failures+=("$t"); echo "FAIL $t"
+    if [ -n "${VERBOSE:-}" ]; then grep -E "Error Trace|Error:|panic|--- FAIL" "$logs/$t.log" | head -8 || true; fi
+  fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
