@@ -515,10 +515,18 @@ func (pc *partitionConsumer) receive(stream clientpb.Broker_ConsumeClient) error
 	}
 }
 
+// maxUncompressedSize bounds what a compressed entry may expand to. Brokers
+// refuse entries claiming more than 16 times their maximum message size.
+const maxUncompressedSize = 256 << 20
+
 // decode splits an entry into messages.
 func (pc *partitionConsumer) decode(m *clientpb.Message, gen int) ([]Message, error) {
 	md, payload, err := pulsarpb.DecodeEntry(m.Entry)
 	if err != nil {
+		return nil, err
+	}
+	// Pulsar clients may compress what they produce.
+	if payload, err = pulsarpb.Decompress(md, payload, maxUncompressedSize); err != nil {
 		return nil, err
 	}
 	base := messageIDFromPB(m.MessageId)
