@@ -373,7 +373,24 @@ func readInt(r *http.Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(body)))
+	text := strings.TrimSpace(string(body))
+	if strings.HasPrefix(text, "{") {
+		// Pulsar's other form: {"partitions": N, "properties": {...}}.
+		var meta struct {
+			Partitions *int              `json:"partitions"`
+			Properties map[string]string `json:"properties"`
+		}
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&meta); err != nil || meta.Partitions == nil {
+			return 0, httpErr(http.StatusBadRequest, "body must be a number of partitions or {\"partitions\": N}, got %q", body)
+		}
+		if len(meta.Properties) > 0 {
+			return 0, httpErr(http.StatusBadRequest, "topic properties are not supported")
+		}
+		return *meta.Partitions, nil
+	}
+	n, err := strconv.Atoi(text)
 	if err != nil {
 		return 0, httpErr(http.StatusBadRequest, "body must be a number of partitions, got %q", body)
 	}

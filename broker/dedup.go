@@ -297,6 +297,12 @@ func (d *dedup) check(md *pulsarpb.MessageMetadata, reply func(managed.Position,
 	// Loaded for replicators only: other producers' ids are recorded (for
 	// when the policy turns on) but not checked.
 	check := replicated || d.mu.enabled
+	if md.IsChunk() && !md.IsLastChunk() && !replicated {
+		// Every chunk of a message carries the message's sequence id: only
+		// the last one is checked and recorded, as in Pulsar. A chunk sent
+		// again is stored again; consumers reassemble by chunk id.
+		return true, func(managed.Position, error) {}, nil
+	}
 	if replicated && testfault.On(testfault.ReplicationNoDedup) {
 		check = false // broken on purpose (tests only)
 	}

@@ -47,7 +47,8 @@ work=$(mktemp -d)
 logs=${LOGDIR:-$work}
 mkdir -p "$logs"
 go build -o "$work/strata" ./cmd/strata
-"$work/strata" standalone --data-dir "$work/data" --grpc-addr 127.0.0.1:6650 --http-addr 127.0.0.1:8080 >"$work/standalone.log" 2>&1 &
+"$work/strata" standalone --data-dir "$work/data" --grpc-addr 127.0.0.1:6650 --http-addr 127.0.0.1:8080 \
+  --max-message-size 1048576 >"$work/standalone.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

@@ -202,5 +202,12 @@ func (m *MessageMetadata) MessagesIn(entryLen int) int {
 	return max(min(m.NumMessages(), entryLen/minBatchMessage), 1)
 }
 
+// IsChunk reports whether the entry is one chunk of a message split in
+// several (Pulsar's chunking).
+func (m *MessageMetadata) IsChunk() bool { return m.GetNumChunksFromMsg() > 1 }
+
+// IsLastChunk reports whether a chunk is its message's last one.
+func (m *MessageMetadata) IsLastChunk() bool { return m.GetChunkId() == m.GetNumChunksFromMsg()-1 }
+
 // IsBatch reports whether the entry is a batch payload.
 func (m *MessageMetadata) IsBatch() bool { return m.NumMessagesInBatch != nil }

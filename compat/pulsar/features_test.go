@@ -333,10 +333,16 @@ func TestSeekByTime(t *testing.T) {
 	}
 }
 
-// TestPartitionedTopic: a topic partitioned through the admin REST API is
-// produced to and consumed from across its partitions.
+// TestPartitionedTopic: a topic partitioned through the admin REST API (with
+// either body Pulsar accepts) is produced to and consumed from across its
+// partitions.
 func TestPartitionedTopic(t *testing.T) {
 	c := newClient(t)
+	other := topicName(t) + "-object"
+	adminDo(t, "PUT", "/admin/v2/persistent/public/default/"+other[len("persistent://public/default/"):]+"/partitions", `{"partitions":2,"properties":null}`)
+	if parts, err := c.TopicPartitions(other); err != nil || len(parts) != 2 {
+		t.Fatalf("partitions of %s: %v %v", other, parts, err)
+	}
 	topic := topicName(t)
 	adminDo(t, "PUT", "/admin/v2/persistent/public/default/"+topic[len("persistent://public/default/"):]+"/partitions", "3")
 	parts, err := c.TopicPartitions(topic)
@@ -410,4 +416,35 @@ func TestSchemaProducerRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "schema registry") {
 		t.Fatalf("producer with a schema: %v, want an error naming the schema", err)
 	}
+}
+
+// TestChunkingWithDeduplication: a message larger than the broker's maximum
+// message size, split by the client into chunks that all carry its sequence
+// id, is stored whole and delivered reassembled, with deduplication on.
+func TestChunkingWithDeduplication(t *testing.T) {
+	c := newClient(t)
+	topic := topicName(t)
+	ns := "/admin/v2/namespaces/public/default/deduplication"
+	adminDo(t, "POST", ns, "true")
+	defer adminDo(t, "DELETE", ns, "")
+	cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s"})
+	prod, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, Name: "chunker", EnableChunking: true, DisableBatching: true, ChunkMaxMessageSize: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx := ctxT(t, time.Minute)
+	big := []byte(strings.Repeat("0123456789", 50<<10)) // 500 KiB: 5 chunks
+	for i := range 3 {
+		big[0] = byte('a' + i)
+		if _, err := prod.Send(ctx, &pulsar.ProducerMessage{Payload: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, m := range receive(t, cons, 3, true) {
+		if len(m.Payload()) != len(big) || m.Payload()[0] != byte('a'+i) || string(m.Payload()[1:20]) != string(big[1:20]) {
+			t.Fatalf("message %d: %d bytes starting %q", i, len(m.Payload()), m.Payload()[:20])
+		}
+	}
+	nothingMore(t, cons, 500*time.Millisecond)
 }
