@@ -9,7 +9,7 @@ PKGS := ./...
 # Packages whose tests exercise concurrency; `test` runs them under -race.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: layering all build test test-race test-short test-deploy attack-rss chaos chaos-selftest geo-stress deps verify fmt vet proto proto-check bench clean
+.PHONY: pulsar-compat layering all build test test-race test-short test-deploy attack-rss chaos chaos-selftest geo-stress deps verify fmt vet proto proto-check bench clean
 
 all: build
 
@@ -20,6 +20,11 @@ build:
 test: deps verify
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
 	cd deploy && $(GO) test -timeout 10m ./...
+	cd compat/pulsar && $(GO) test -count=1 -timeout 10m ./...
+
+## pulsar-compat: pulsar-client-go's own integration tests against a standalone on :6650/:8080 (scripts/pulsar-client-compat.sh).
+pulsar-compat:
+	scripts/pulsar-client-compat.sh
 
 ## test-deploy: Dockerfile, compose and Helm chart tests, including an install into a kube-apiserver.
 test-deploy:
@@ -50,6 +55,7 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 	cd deploy && $(GO) vet ./...
+	cd compat/pulsar && $(GO) vet ./...
 
 proto:
 	scripts/gen-proto.sh

@@ -7,6 +7,8 @@
 #   scripts/pulsar-client-compat.sh            # the tests listed below
 #   scripts/pulsar-client-compat.sh TestA TestB  # just these
 #   VERBOSE=1 LOGDIR=/tmp/compat scripts/pulsar-client-compat.sh  # failure details, logs kept
+#   ALL=1 scripts/pulsar-client-compat.sh      # every test of the client's ./pulsar package, 60 s each
+#                                              # (many need TLS, auth, transactions or docker)
 #
 # Needs Go and network access to the module proxy the first time; ports
 # 6650, 8080, 2379, 2380 and 3181 must be free.
@@ -41,6 +43,12 @@ if [ ! -x "$bin" ]; then
   (cd "$src" && GOFLAGS=-mod=mod go test -c -o "$bin" ./pulsar/) >&2
 fi
 
+if [ -n "${ALL:-}" ]; then
+  mapfile -t tests < <("$bin" -test.list '^Test' | grep '^Test')
+fi
+per_test=${ALL:+60s}
+per_test=${per_test:-240s}
+
 work=$(mktemp -d)
 # Each test's output goes to $LOGDIR/<test>.log (kept), else to a
 # temporary directory removed at the end.
@@ -60,7 +68,7 @@ curl -sf http://127.0.0.1:8080/readyz >/dev/null || { echo "standalone not ready
 
 passed=0 failed=0 failures=()
 for t in "${tests[@]}"; do
-  if (cd "$src/pulsar" && timeout 300 "$bin" -test.run "^${t}\$" -test.v -test.count 1 -test.timeout 240s >"$logs/$t.log" 2>&1) \
+  if (cd "$src/pulsar" && timeout 300 "$bin" -test.run "^${t}\$" -test.v -test.count 1 -test.timeout "$per_test" >"$logs/$t.log" 2>&1) \
       && grep -q -- "^--- PASS: $t " "$logs/$t.log"; then
     passed=$((passed + 1)); echo "PASS $t"
   else

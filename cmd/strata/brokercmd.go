@@ -102,7 +102,7 @@ func (s *securityFlags) apply(o *broker.Options) error {
 // brokerFlags registers the broker tuning flags shared by `strata broker`
 // and `strata standalone`.
 func brokerFlags(f *pflag.FlagSet, o *broker.Options) {
-	f.StringVar(&o.GRPCAddr, "grpc-addr", "0.0.0.0:6650", "client API (gRPC) listen address")
+	f.StringVar(&o.GRPCAddr, "grpc-addr", "0.0.0.0:6650", "client port: gRPC and Pulsar's binary protocol listen address")
 	f.StringVar(&o.HTTPAddr, "http-addr", "0.0.0.0:8080", "HTTP listen address: admin API, lookup, /metrics, /healthz, /readyz")
 	f.StringVar(&o.AdvertisedAddr, "advertised-address", "", "host clients reach this broker at (default: 127.0.0.1 when listening on all interfaces)")
 	f.DurationVar(&o.SessionTTL, "session-ttl", 10*time.Second, "lease TTL of bundle ownership and registration")

@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"tenants":  {"metadata", "tenants"},
 	// Replicators produce to other clusters with the SDK, as Pulsar's use
 	// its client.
-	"broker": {"api", "metadata", "ledger", "offload", "tenants", "client"},
+	"broker": {"api", "metadata", "ledger", "offload", "tenants", "client", "internal/pulsarwire"},
 	"client": {"api"},
 	// The admin client shares the policy JSON types with the server, so
 	// both always agree on Pulsar's field names.
@@ -40,15 +40,16 @@ var allowed = map[string][]string{
 	"internal/s3test":      {"internal/testutil"}, // free ports
 	// The fault harness drives processes as a user would and reads the
 	// ledger metadata to check replication.
-	"internal/chaos":     {"client", "metadata", "ledger", "tenants", "internal/testutil", "internal/s3test"},
-	"internal/grpcbuf":   {},
-	"internal/naming":    {},
-	"internal/units":     {},
-	"internal/ordered":   {},
-	"internal/testfault": {},
-	"internal/layering":  {},
-	"internal/compat":    {}, // tests only
-	"cmd":                {"*"},
+	"internal/chaos":      {"client", "metadata", "ledger", "tenants", "internal/testutil", "internal/s3test"},
+	"internal/grpcbuf":    {},
+	"internal/naming":     {},
+	"internal/units":      {},
+	"internal/ordered":    {},
+	"internal/testfault":  {},
+	"internal/pulsarwire": {"api"}, // Pulsar's frames: for the broker, and a proxy to come
+	"internal/layering":   {},
+	"internal/compat":     {}, // tests only
+	"cmd":                 {"*"},
 }
 
 func rule(pkg string) ([]string, bool) {
