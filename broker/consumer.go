@@ -43,12 +43,15 @@ func responseSize(r *clientpb.ConsumeResponse) int {
 }
 
 // deliver queues one entry for the consumer. s.mu must be held.
-func (c *Consumer) deliver(pos managed.Position, entry []byte, n int, redeliveries uint32) {
+// ackSet, when not nil, names the messages of a partly acknowledged batch
+// still to deliver.
+func (c *Consumer) deliver(pos managed.Position, entry []byte, n int, redeliveries uint32, ackSet []int64) {
 	t := c.sub.t
 	c.out.push(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Message{Message: &clientpb.Message{
 		MessageId:       &clientpb.MessageId{LedgerId: pos.LedgerID, EntryId: pos.EntryID, BatchIndex: -1, Partition: t.partition, BatchSize: int32(n)},
 		RedeliveryCount: redeliveries,
 		Entry:           entry,
+		AckSet:          ackSet,
 	}}})
 	c.sent.add(n, len(entry))
 	t.stats.dispatched(n, len(entry))
@@ -283,17 +286,27 @@ func (s *Subscription) flow(c *Consumer, n uint32) {
 	s.signal()
 }
 
-// ack acknowledges entries individually or cumulatively.
+// ack acknowledges entries individually or cumulatively. An id with an
+// ack set acknowledges part of a batch entry (its set names the messages
+// still unacknowledged); cumulatively, everything before that entry too.
 func (s *Subscription) ack(c *Consumer, ids []*clientpb.MessageId, cumulative bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	positions := make([]managed.Position, len(ids))
-	for i, id := range ids {
+	positions := make([]managed.Position, 0, len(ids))
+	var partial []*clientpb.MessageId
+	for _, id := range ids {
 		if id == nil || id.LedgerId < 0 || id.EntryId < 0 {
 			return fmt.Errorf("%w: invalid message id %v", managed.ErrInvalidPosition, id)
 		}
-		positions[i] = managed.Position{LedgerID: id.LedgerId, EntryID: id.EntryId}
+		if len(id.AckSet) > 0 {
+			if len(id.AckSet) > maxAckSetWords {
+				return fmt.Errorf("%w: ack set of %d words (at most %d)", errBadRequest, len(id.AckSet), maxAckSetWords)
+			}
+			partial = append(partial, id)
+			continue
+		}
+		positions = append(positions, managed.Position{LedgerID: id.LedgerId, EntryID: id.EntryId})
 	}
 	s.mu.Lock()
 	typ := s.mu.subType
@@ -302,24 +315,41 @@ func (s *Subscription) ack(c *Consumer, ids []*clientpb.MessageId, cumulative bo
 		if typ == clientpb.SubscriptionType_SHARED || typ == clientpb.SubscriptionType_KEY_SHARED {
 			return fmt.Errorf("%w: cumulative acknowledgement on a %s subscription", ErrNotAllowed, typ)
 		}
-		if len(positions) != 1 {
+		if len(ids) != 1 {
 			return fmt.Errorf("%w: a cumulative acknowledgement names one message", errBadRequest)
 		}
-		if err := s.cursor.AckCumulative(positions[0]); err != nil {
+		if len(partial) == 1 {
+			// Part of a batch: everything before its entry, then the
+			// messages of the entry.
+			p := managed.Position{LedgerID: partial[0].LedgerId, EntryID: partial[0].EntryId}
+			if p.EntryID > 0 {
+				if err := s.ackCumulative(managed.Position{LedgerID: p.LedgerID, EntryID: p.EntryID - 1}); err != nil {
+					return err
+				}
+			}
+			complete, err := s.cursor.AckBatchIndexes(p, partial[0].AckSet)
+			if err != nil || !complete {
+				return err
+			}
+			positions = append(positions, p)
+		}
+		if err := s.ackCumulative(positions[0]); err != nil {
 			return err
 		}
-		s.mu.Lock()
-		for p := range s.mu.pending {
-			if !positions[0].Less(p) {
-				s.settleLocked(p)
-				delete(s.mu.redeliveries, p)
+	} else {
+		for _, id := range partial {
+			p := managed.Position{LedgerID: id.LedgerId, EntryID: id.EntryId}
+			complete, err := s.cursor.AckBatchIndexes(p, id.AckSet)
+			if err != nil {
+				return err
+			}
+			if complete {
+				positions = append(positions, p)
 			}
 		}
-		for len(s.mu.replay) > 0 && !positions[0].Less(s.mu.replay[0].pos) {
-			s.removeReplayLocked(s.mu.replay[0].pos)
+		if len(positions) == 0 {
+			return nil
 		}
-		s.mu.Unlock()
-	} else {
 		if err := s.cursor.Ack(positions...); err != nil {
 			return err
 		}
@@ -334,6 +364,29 @@ func (s *Subscription) ack(c *Consumer, ids []*clientpb.MessageId, cumulative bo
 	s.t.stats.acked(len(positions))
 	s.signal()
 	s.syncReplicated()
+	return nil
+}
+
+// maxAckSetWords bounds a batch-index ack set: 64 words cover batches of
+// 4096 messages, more than a batch of the largest messages holds.
+const maxAckSetWords = 64
+
+// ackCumulative acknowledges every entry up to and including p.
+func (s *Subscription) ackCumulative(p managed.Position) error {
+	if err := s.cursor.AckCumulative(p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for q := range s.mu.pending {
+		if !p.Less(q) {
+			s.settleLocked(q)
+			delete(s.mu.redeliveries, q)
+		}
+	}
+	for len(s.mu.replay) > 0 && !p.Less(s.mu.replay[0].pos) {
+		s.removeReplayLocked(s.mu.replay[0].pos)
+	}
+	s.mu.Unlock()
 	return nil
 }
 

@@ -611,7 +611,7 @@ func (pcs *pulsarConsumer) deliver(pc *pulsarConn, r *clientpb.ConsumeResponse) 
 	case *clientpb.ConsumeResponse_Message:
 		m := x.Message
 		return pc.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_MESSAGE.Enum(), Message: &pulsarpb.CommandMessage{
-			ConsumerId: proto.Uint64(pcs.id), RedeliveryCount: proto.Uint32(m.RedeliveryCount),
+			ConsumerId: proto.Uint64(pcs.id), RedeliveryCount: proto.Uint32(m.RedeliveryCount), AckSet: m.AckSet,
 			MessageId: &pulsarpb.MessageIdData{LedgerId: proto.Uint64(uint64(m.MessageId.GetLedgerId())), EntryId: proto.Uint64(uint64(m.MessageId.GetEntryId()))},
 		}}, m.Entry)
 	case *clientpb.ConsumeResponse_ActiveChange:
@@ -662,7 +662,7 @@ func (pc *pulsarConn) ack(m *pulsarpb.CommandAck) {
 		err = pcs.sub.ack(pcs.c, entryIDs(m.GetMessageId()), false)
 	case m.GetAckType() == pulsarpb.CommandAck_Cumulative:
 		ids := entryIDs(m.GetMessageId())
-		if len(ids) == 1 && ids[0].EntryId < 0 {
+		if len(ids) == 1 && ids[0].EntryId < 0 && len(ids[0].AckSet) == 0 {
 			break // "everything before entry 0 of a ledger": nothing more to record
 		}
 		err = pcs.sub.ack(pcs.c, ids, true)
@@ -682,16 +682,16 @@ func (pc *pulsarConn) ack(m *pulsarpb.CommandAck) {
 	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_ACK_RESPONSE.Enum(), AckResponse: resp})
 }
 
-// entryIDs returns the entries that acks name in full: an id with an ack
-// set still has messages of its batch unacknowledged (batch-index acks),
-// and is left for the ack that completes it.
+// entryIDs converts acknowledged ids; an id whose ack set still has bits
+// set acknowledges part of a batch (batch-index acknowledgement), one with
+// an all-clear set the whole entry.
 func entryIDs(ids []*pulsarpb.MessageIdData) []*clientpb.MessageId {
-	out := make([]*clientpb.MessageId, 0, len(ids))
-	for _, id := range ids {
-		if len(id.GetAckSet()) > 0 && !ackSetEmpty(id.GetAckSet()) {
-			continue
+	out := make([]*clientpb.MessageId, len(ids))
+	for i, id := range ids {
+		out[i] = fromPulsarID(id)
+		if set := id.GetAckSet(); !ackSetEmpty(set) {
+			out[i].AckSet = set
 		}
-		out = append(out, fromPulsarID(id))
 	}
 	return out
 }

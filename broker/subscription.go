@@ -421,7 +421,9 @@ func (s *Subscription) sendLocked(it replayItem, entry []byte, md *pulsarpb.Mess
 		f.c = c
 		f.count++
 	}
-	c.deliver(it.pos, entry, n, s.mu.redeliveries[it.pos])
+	// Permits count every message of the entry: consumers give back the
+	// ones an ack set makes them skip.
+	c.deliver(it.pos, entry, n, s.mu.redeliveries[it.pos], s.cursor.BatchAckSet(it.pos))
 	s.charge(n, len(entry))
 	return true
 }

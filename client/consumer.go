@@ -560,8 +560,28 @@ func (pc *partitionConsumer) decode(m *clientpb.Message, gen int) ([]Message, er
 	}
 	pc.mu.Unlock()
 	out := make([]Message, 0, n)
+	if len(m.AckSet) > 0 {
+		// Some messages of the batch were acknowledged by index (a Pulsar
+		// client's batch-index acknowledgement): they are skipped, count
+		// as acknowledged here, and give their permits back.
+		acked := make([]bool, n)
+		skipped := 0
+		for i := range acked {
+			if acked[i] = !bitSet(m.AckSet, i); acked[i] {
+				skipped++
+			}
+		}
+		pc.mu.Lock()
+		pc.mu.batches[[2]int64{base.LedgerID, base.EntryID}] = acked
+		var permits int
+		if gen == pc.mu.gen {
+			permits = pc.consumedLocked(skipped)
+		}
+		pc.mu.Unlock()
+		pc.flow(permits)
+	}
 	for i, b := range batch {
-		if int32(i) <= skip {
+		if int32(i) <= skip || len(m.AckSet) > 0 && !bitSet(m.AckSet, i) {
 			continue
 		}
 		msg := mk(MessageID{LedgerID: base.LedgerID, EntryID: base.EntryID, BatchIndex: int32(i), BatchSize: int32(n), Partition: base.Partition}, b.Payload)
@@ -574,6 +594,11 @@ func (pc *partitionConsumer) decode(m *clientpb.Message, gen int) ([]Message, er
 		out = append(out, msg)
 	}
 	return out, nil
+}
+
+// bitSet reports whether bit i of a bitset in 64-bit words is set.
+func bitSet(words []int64, i int) bool {
+	return i/64 < len(words) && uint64(words[i/64])&(1<<(i%64)) != 0
 }
 
 func props(kv []*pulsarpb.KeyValue) map[string]string {
@@ -601,16 +626,30 @@ func (pc *partitionConsumer) accept(m Message) bool {
 	if pc.cfg.opts.ackTimeout > 0 && pc.cfg.durable {
 		pc.mu.unacked[[2]int64{id.LedgerID, id.EntryID}] = time.Now()
 	}
-	pc.mu.consumed++
-	var permits int
-	if q := pc.cfg.opts.receiverQueueSize; pc.mu.consumed >= max(q/2, 1) {
-		permits, pc.mu.consumed = pc.mu.consumed, 0
-	}
+	permits := pc.consumedLocked(1)
 	pc.mu.Unlock()
+	pc.flow(permits)
+	return true
+}
+
+// consumedLocked counts n messages as consumed and returns the permits to
+// send back: none until half of the receiver queue was consumed. pc.mu
+// must be held.
+func (pc *partitionConsumer) consumedLocked(n int) int {
+	pc.mu.consumed += n
+	if q := pc.cfg.opts.receiverQueueSize; pc.mu.consumed >= max(q/2, 1) {
+		permits := pc.mu.consumed
+		pc.mu.consumed = 0
+		return permits
+	}
+	return 0
+}
+
+// flow gives the broker permits for more messages.
+func (pc *partitionConsumer) flow(permits int) {
 	if permits > 0 {
 		pc.send(&clientpb.ConsumeRequest{Cmd: &clientpb.ConsumeRequest_Flow{Flow: &clientpb.Flow{Permits: uint32(permits)}}})
 	}
-	return true
 }
 
 // ack acknowledges a message; a batch entry is acknowledged once all its

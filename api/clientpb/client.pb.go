@@ -340,7 +340,11 @@ type MessageId struct {
 	// Partition index, -1 for non-partitioned topics.
 	Partition int32 `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
 	// Messages in the batch (0 or 1 when not batched).
-	BatchSize     int32 `protobuf:"varint,5,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	BatchSize int32 `protobuf:"varint,5,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// In an acknowledgement of part of a batch (batch-index acknowledgement):
+	// the messages of the entry still unacknowledged, bit i for message i, in
+	// 64-bit words (Pulsar's layout). Empty: the whole entry.
+	AckSet        []int64 `protobuf:"varint,6,rep,packed,name=ack_set,json=ackSet,proto3" json:"ack_set,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +412,13 @@ func (x *MessageId) GetBatchSize() int32 {
 		return x.BatchSize
 	}
 	return 0
+}
+
+func (x *MessageId) GetAckSet() []int64 {
+	if x != nil {
+		return x.AckSet
+	}
+	return nil
 }
 
 type LookupRequest struct {
@@ -1881,7 +1892,11 @@ type Message struct {
 	MessageId       *MessageId             `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	RedeliveryCount uint32                 `protobuf:"varint,2,opt,name=redelivery_count,json=redeliveryCount,proto3" json:"redelivery_count,omitempty"`
 	// The stored entry, as produced.
-	Entry         []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	Entry []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	// For a batch some of whose messages were acknowledged by index: the
+	// messages still to deliver, bit i for message i (Pulsar's layout); the
+	// consumer skips the others. Empty: all of them.
+	AckSet        []int64 `protobuf:"varint,4,rep,packed,name=ack_set,json=ackSet,proto3" json:"ack_set,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1933,6 +1948,13 @@ func (x *Message) GetRedeliveryCount() uint32 {
 func (x *Message) GetEntry() []byte {
 	if x != nil {
 		return x.Entry
+	}
+	return nil
+}
+
+func (x *Message) GetAckSet() []int64 {
+	if x != nil {
+		return x.AckSet
 	}
 	return nil
 }
@@ -2170,7 +2192,7 @@ var File_client_proto protoreflect.FileDescriptor
 
 const file_client_proto_rawDesc = "" +
 	"\n" +
-	"\fclient.proto\x12\x10strata.client.v1\"\xa1\x01\n" +
+	"\fclient.proto\x12\x10strata.client.v1\"\xba\x01\n" +
 	"\tMessageId\x12\x1b\n" +
 	"\tledger_id\x18\x01 \x01(\x03R\bledgerId\x12\x19\n" +
 	"\bentry_id\x18\x02 \x01(\x03R\aentryId\x12\x1f\n" +
@@ -2178,7 +2200,8 @@ const file_client_proto_rawDesc = "" +
 	"batchIndex\x12\x1c\n" +
 	"\tpartition\x18\x04 \x01(\x05R\tpartition\x12\x1d\n" +
 	"\n" +
-	"batch_size\x18\x05 \x01(\x05R\tbatchSize\"K\n" +
+	"batch_size\x18\x05 \x01(\x05R\tbatchSize\x12\x17\n" +
+	"\aack_set\x18\x06 \x03(\x03R\x06ackSet\"K\n" +
 	"\rLookupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12$\n" +
 	"\rauthoritative\x18\x02 \x01(\bR\rauthoritative\"\xce\x01\n" +
@@ -2298,12 +2321,13 @@ const file_client_proto_rawDesc = "" +
 	"\n" +
 	"Subscribed\x12#\n" +
 	"\rconsumer_name\x18\x01 \x01(\tR\fconsumerName\x12\x14\n" +
-	"\x05topic\x18\x02 \x01(\tR\x05topic\"\x86\x01\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\"\x9f\x01\n" +
 	"\aMessage\x12:\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\v2\x1b.strata.client.v1.MessageIdR\tmessageId\x12)\n" +
 	"\x10redelivery_count\x18\x02 \x01(\rR\x0fredeliveryCount\x12\x14\n" +
-	"\x05entry\x18\x03 \x01(\fR\x05entry\"}\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\x12\x17\n" +
+	"\aack_set\x18\x04 \x03(\x03R\x06ackSet\"}\n" +
 	"\rCommandResult\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x123\n" +

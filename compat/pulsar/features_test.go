@@ -448,3 +448,55 @@ func TestChunkingWithDeduplication(t *testing.T) {
 	}
 	nothingMore(t, cons, 500*time.Millisecond)
 }
+
+// TestBatchIndexAck: with batch-index acknowledgement, a consumer that
+// acknowledged every other message of a batch and reconnects gets exactly
+// the others again; once those are acknowledged nothing comes back.
+func TestBatchIndexAck(t *testing.T) {
+	c := newClient(t)
+	topic := topicName(t)
+	o := pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", EnableBatchIndexAcknowledgment: true, AckWithResponse: true}
+	cons, err := c.Subscribe(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, BatchingMaxMessages: 10, BatchingMaxPublishDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	sent := payloads("m", 10)
+	for _, p := range sent {
+		prod.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: []byte(p)}, nil)
+	}
+	if err := prod.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i, m := range receive(t, cons, 10, false) {
+		if m.ID().BatchSize() != 10 {
+			t.Fatalf("message %d not in a batch of 10: %v", i, m.ID())
+		}
+		if i%2 == 0 {
+			if err := cons.Ack(m); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			want = append(want, sent[i])
+		}
+	}
+	cons.Close()
+	cons = subscribe(t, c, o)
+	got := receive(t, cons, len(want), false)
+	if !slices.Equal(texts(got), want) {
+		t.Fatalf("after reconnecting: %v, want %v", texts(got), want)
+	}
+	for _, m := range got {
+		if err := cons.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons.Close()
+	cons = subscribe(t, c, o)
+	nothingMore(t, cons, time.Second)
+}

@@ -52,6 +52,9 @@ type Cursor struct {
 		active     bool
 		closed     bool
 		props      map[string]int64
+		// batch: partly acknowledged batch entries above markDelete and
+		// the messages of each still unacknowledged (batchacks.go).
+		batch map[Position][]int64
 	}
 }
 
@@ -63,6 +66,9 @@ type cursorState struct {
 	Ranges     [][3]int64       `json:"ranges,omitempty"`
 	LastActive int64            `json:"lastActive,omitempty"`
 	Properties map[string]int64 `json:"properties,omitempty"`
+	// BatchAcks are partly acknowledged batch entries above the mark-delete
+	// position: [ledgerId, entryId, unacknowledged-message words...].
+	BatchAcks [][]int64 `json:"batchAcks,omitempty"`
 }
 
 // Name returns the cursor's name.
@@ -137,6 +143,7 @@ func (ml *ManagedLedger) loadCursors(ctx context.Context) error {
 		c.mu.props = st.Properties
 		c.mu.active = true
 		c.mu.readPos = ml.nextLocked(c.mu.markDelete)
+		c.loadBatchLocked(st.BatchAcks, ml.mu.info.renumbered)
 		ml.mu.cursors[name] = c
 	}
 	return nil
@@ -479,6 +486,7 @@ func (c *Cursor) Ack(positions ...Position) error {
 		if c.mu.markDelete.Less(p) && c.mu.acked.add(p) {
 			changed = true
 		}
+		delete(c.mu.batch, p)
 	}
 	if changed {
 		c.advanceLocked()
@@ -523,6 +531,7 @@ func (c *Cursor) advanceLocked() {
 	if !c.mu.markDelete.Less(c.mu.readPos) {
 		c.mu.readPos = c.ml.nextLocked(c.mu.markDelete)
 	}
+	c.dropBatchLocked()
 	c.mu.dirty = true
 }
 
@@ -560,6 +569,7 @@ func (c *Cursor) Reset(p Position) {
 	p = c.ml.normalizeLocked(c.ml.canonicalLocked(p))
 	c.mu.markDelete = Position{p.LedgerID, p.EntryID - 1}
 	c.mu.acked.clear()
+	clear(c.mu.batch)
 	c.mu.readPos = p
 	c.mu.dirty = true
 }
@@ -586,6 +596,7 @@ func (c *Cursor) stateLocked(maxRanges int) cursorState {
 		}
 		st.Ranges = append(st.Ranges, [3]int64{r.LedgerID, r.From, r.To})
 	}
+	st.BatchAcks = c.batchStateLocked(maxRanges)
 	return st
 }
 
