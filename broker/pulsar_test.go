@@ -350,3 +350,23 @@ func TestPulsarWireTLSAndLookup(t *testing.T) {
 		t.Fatalf("gRPC reader over TLS: %v %v", m, err)
 	}
 }
+
+// TestPulsarWireTopicsOfNamespace: GET_TOPICS_OF_NAMESPACE lists the
+// namespace's persistent topics (what regex and namespace consumers ask).
+func TestPulsarWireTopicsOfNamespace(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	w := dialWire(t, c.Broker(0).GRPCAddr, nil)
+	w.connect("")
+	for i, name := range []string{"t1", "t2"} {
+		if cmd := w.producer("persistent://public/default/"+name, uint64(i)); cmd.GetType() != pulsarpb.BaseCommand_PRODUCER_SUCCESS {
+			t.Fatalf("producer on %s: %v", name, cmd)
+		}
+	}
+	w.send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE.Enum(), GetTopicsOfNamespace: &pulsarpb.CommandGetTopicsOfNamespace{
+		RequestId: proto.Uint64(9), Namespace: proto.String("public/default"), Mode: pulsarpb.CommandGetTopicsOfNamespace_PERSISTENT.Enum()}}, nil)
+	resp := w.must()
+	got := resp.GetGetTopicsOfNamespaceResponse().GetTopics()
+	if resp.GetType() != pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE_RESPONSE || strings.Join(got, ",") != "persistent://public/default/t1,persistent://public/default/t2" {
+		t.Fatalf("topics of public/default: %v", resp)
+	}
+}
