@@ -967,7 +967,19 @@ func (b *Broker) lookupREST(w http.ResponseWriter, r *http.Request) {
 			bi = bi2
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"brokerUrl": bi.GRPCURL, "nativeUrl": bi.GRPCURL, "httpUrl": bi.HTTPURL})
+	writeJSON(w, http.StatusOK, b.lookupData(bi))
+}
+
+// lookupData is Pulsar's LookupData for a broker: its client port as
+// pulsar:// URLs (gRPC and Pulsar's protocol share it; Strata's SDK takes
+// either form) and its HTTP URL. With TLS the one port speaks TLS, so
+// every URL is the TLS one.
+func (b *Broker) lookupData(bi brokerInfo) map[string]string {
+	plain, secure := pulsarURLs(bi.GRPCURL, b.opts.TLS != nil)
+	if secure != "" {
+		return map[string]string{"brokerUrl": secure, "brokerUrlTls": secure, "nativeUrl": secure, "httpUrl": bi.HTTPURL, "httpUrlTls": bi.HTTPURL}
+	}
+	return map[string]string{"brokerUrl": plain, "nativeUrl": plain, "httpUrl": bi.HTTPURL}
 }
 
 func (b *Broker) forwardLookup(r *http.Request, bi brokerInfo, t naming.Topic) (brokerInfo, error) {
@@ -980,5 +992,5 @@ func (b *Broker) forwardLookup(r *http.Request, bi brokerInfo, t naming.Topic) (
 	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil {
 		return bi, fmt.Errorf("lookup at %s: %s", bi.HTTPURL, resp.Status)
 	}
-	return brokerInfo{GRPCURL: out["brokerUrl"], HTTPURL: out["httpUrl"]}, nil
+	return brokerInfo{GRPCURL: hostPort(out["brokerUrl"]), HTTPURL: out["httpUrl"]}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -300,6 +301,17 @@ func pulsarURLs(grpcAddr string, tls bool) (plain, secure string) {
 		return "", "pulsar+ssl://" + grpcAddr
 	}
 	return "pulsar://" + grpcAddr, ""
+}
+
+// hostPort returns the host:port of a pulsar:// or pulsar+ssl:// URL (a
+// bare host:port as is).
+func hostPort(u string) string {
+	for _, scheme := range []string{"pulsar://", "pulsar+ssl://"} {
+		if strings.HasPrefix(u, scheme) {
+			return strings.TrimSuffix(u[len(scheme):], "/")
+		}
+	}
+	return u
 }
 
 func (pc *pulsarConn) lookup(m *pulsarpb.CommandLookupTopic) {

@@ -468,7 +468,7 @@ func testTopics(t *testing.T, srv *server, c *admin.Client) {
 
 	ld, err := tp.Lookup(ctx, topic)
 	check(t, "lookup", err)
-	if ld.BrokerURL != srv.s.Broker.GRPCAddr() || ld.HTTPURL != srv.s.Broker.HTTPURL() {
+	if ld.BrokerURL != "pulsar://"+srv.s.Broker.GRPCAddr() || ld.HTTPURL != srv.s.Broker.HTTPURL() {
 		t.Fatalf("lookup %+v, want %s %s", ld, srv.s.Broker.GRPCAddr(), srv.s.Broker.HTTPURL())
 	}
 

@@ -222,7 +222,9 @@ type InternalStats struct {
 
 // LookupData says which broker serves a topic.
 type LookupData struct {
-	// BrokerURL is the broker's service (gRPC) URL.
+	// BrokerURL is the broker's client port as a Pulsar URL
+	// (pulsar://host:port, or pulsar+ssl:// with TLS), for Strata's SDK and
+	// Pulsar clients alike.
 	BrokerURL string `json:"brokerUrl"`
 	// BrokerURLTLS is its TLS variant, when reported.
 	BrokerURLTLS string `json:"brokerUrlTls,omitempty"`

@@ -301,7 +301,7 @@ func testAdminTopics(t *testing.T, s *standalone.Standalone, token string) {
 	last := jsonOut[admin.MessageID](t, mustStrata(t, "admin", "topics", "last-message-id", topic))
 	testutil.Equal(t, "last message id", [2]int64{last.LedgerID, last.EntryID}, [2]int64{ids[4].LedgerID, ids[4].EntryID})
 	ld := jsonOut[admin.LookupData](t, mustStrata(t, "admin", "topics", "lookup", topic))
-	testutil.Equal(t, "lookup", ld.BrokerURL, s.Broker.GRPCAddr())
+	testutil.Equal(t, "lookup", ld.BrokerURL, "pulsar://"+s.Broker.GRPCAddr())
 
 	mutate(t, "admin", "topics", "grant-permission", topic, "--role", "reader", "--actions", "consume")
 	testutil.Equal(t, "topic permissions", jsonOut[map[string][]string](t, mustStrata(t, "admin", "topics", "permissions", topic)),
@@ -368,7 +368,7 @@ func testAdminPartitioned(t *testing.T, s *standalone.Standalone, token string) 
 	failStrata(t, "partition", "admin", "topics", "reset-cursor", topic, "-s", "audit", "-m", "1:0")
 	failStrata(t, "partitioned", "admin", "topics", "stats", topic)
 	lookups := jsonOut[map[string]admin.LookupData](t, mustStrata(t, "admin", "topics", "lookup", topic))
-	if len(lookups) != 3 || lookups[full+"-partition-1"].BrokerURL != s.Broker.GRPCAddr() {
+	if len(lookups) != 3 || lookups[full+"-partition-1"].BrokerURL != "pulsar://"+s.Broker.GRPCAddr() {
 		t.Fatalf("lookup of the partitioned topic: %+v", lookups)
 	}
 	mutate(t, "admin", "topics", "unsubscribe", topic, "-s", "audit")

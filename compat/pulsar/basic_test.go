@@ -76,3 +76,33 @@ func TestProduceConsume(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPServiceURL: a client given the HTTP service URL looks topics up
+// through the REST API (/lookup/v2/..., partitions) and then talks to the
+// broker it names.
+func TestHTTPServiceURL(t *testing.T) {
+	c, err := pulsar.NewClient(pulsar.ClientOptions{URL: adminURL, OperationTimeout: 30 * time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := ctxT(t, time.Minute)
+	topic := topicName(t)
+	cons, err := c.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	prod, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if _, err := prod.Send(ctx, &pulsar.ProducerMessage{Payload: []byte("over http lookup")}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Receive(ctx)
+	if err != nil || string(m.Payload()) != "over http lookup" {
+		t.Fatalf("received %v %v", m, err)
+	}
+}
