@@ -62,43 +62,57 @@ func run(m *testing.M) int {
 // startStandalone starts (or restarts, on the same data) the standalone
 // and waits until it is ready.
 func startStandalone() error {
-	standalone = exec.Command(strataBin, "standalone", "--data-dir", dataDir,
+	var err error
+	standalone, err = startProcess(dataDir, ports)
+	return err
+}
+
+// startProcess starts `strata standalone` on the given ports (service,
+// HTTP, etcd client, etcd peer, bookie) with extra flags, and waits until
+// it is ready.
+func startProcess(dir string, ports []string, extra ...string) (*exec.Cmd, error) {
+	args := append([]string{"standalone", "--data-dir", dir,
 		"--grpc-addr", ports[0], "--http-addr", ports[1],
-		"--etcd-client-addr", ports[2], "--etcd-peer-addr", ports[3], "--bookie-addr", ports[4])
-	logf, err := os.OpenFile(filepath.Join(filepath.Dir(dataDir), "standalone.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		"--etcd-client-addr", ports[2], "--etcd-peer-addr", ports[3], "--bookie-addr", ports[4]}, extra...)
+	cmd := exec.Command(strataBin, args...)
+	logf, err := os.OpenFile(dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	standalone.Stdout, standalone.Stderr = logf, logf
-	if err := standalone.Start(); err != nil {
-		return err
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(adminURL + "/readyz")
+		resp, err := http.Get("http://" + ports[1] + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return cmd, nil
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("strata standalone not ready after a minute (log: %s)", logf.Name())
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil, fmt.Errorf("strata standalone not ready after a minute (log: %s)", logf.Name())
 }
 
 // stopStandalone stops the standalone gracefully (SIGTERM).
-func stopStandalone() {
-	if standalone == nil || standalone.Process == nil {
+func stopStandalone() { stopProcess(standalone) }
+
+func stopProcess(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	standalone.Process.Signal(os.Interrupt)
+	cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
-	go func() { standalone.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		standalone.Process.Kill()
+		cmd.Process.Kill()
 		<-done
 	}
 }
