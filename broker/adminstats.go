@@ -19,6 +19,10 @@ type publisherStats struct {
 	AverageMsgSize  float64 `json:"averageMsgSize"`
 	AccessMode      string  `json:"accessMode"`
 	ConnectedSince  string  `json:"connectedSince"`
+	Address         string  `json:"address,omitempty"`
+	ClientVersion   string  `json:"clientVersion,omitempty"`
+	// Metadata are the producer's own properties.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 type consumerStats struct {
@@ -30,6 +34,10 @@ type consumerStats struct {
 	AvailablePermits int64   `json:"availablePermits"`
 	UnackedMessages  int     `json:"unackedMessages"`
 	ConnectedSince   string  `json:"connectedSince"`
+	Address          string  `json:"address,omitempty"`
+	ClientVersion    string  `json:"clientVersion,omitempty"`
+	// Metadata are the consumer's own properties.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 type subscriptionStats struct {
@@ -93,7 +101,8 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		if p.accessExclusive {
 			mode = "Exclusive"
 		}
-		ps := publisherStats{ProducerName: p.name, AccessMode: mode, ConnectedSince: p.since.Format(time.RFC3339)}
+		ps := publisherStats{ProducerName: p.name, AccessMode: mode, ConnectedSince: p.since.Format(time.RFC3339),
+			Address: p.conn.address, ClientVersion: p.conn.version, Metadata: p.metadata}
 		ps.MsgRateIn, ps.MsgThroughputIn = p.stored.rates()
 		if n := p.stored.msgs.Load(); n > 0 {
 			ps.AverageMsgSize = float64(p.stored.bytes.Load()) / float64(n)
@@ -116,7 +125,8 @@ func (t *Topic) statsJSON() topicStatsJSON {
 		ss.Type = subTypeName(s.mu.subType)
 		for _, c := range s.mu.consumers {
 			cs := consumerStats{ConsumerName: c.name, MsgOutCounter: c.sent.msgs.Load(), BytesOutCounter: c.sent.bytes.Load(),
-				AvailablePermits: max(c.permits, 0), UnackedMessages: c.unacked, ConnectedSince: c.since.Format(time.RFC3339)}
+				AvailablePermits: max(c.permits, 0), UnackedMessages: c.unacked, ConnectedSince: c.since.Format(time.RFC3339),
+				Address: c.conn.address, ClientVersion: c.conn.version, Metadata: c.metadata}
 			cs.MsgRateOut, cs.MsgThroughputOut = c.sent.rates()
 			ss.Consumers = append(ss.Consumers, cs)
 			ss.MsgOutCounter += cs.MsgOutCounter

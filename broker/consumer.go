@@ -19,6 +19,8 @@ type Consumer struct {
 	id       uint64
 	name     string
 	role     string // authenticated role, re-checked when permissions change
+	conn     clientConn
+	metadata map[string]string // the consumer's own properties
 	since    time.Time
 	priority int32
 	out      *outbox[*clientpb.ConsumeResponse]
@@ -65,7 +67,7 @@ func (c *Consumer) kill(err error) {
 }
 
 // subscribe attaches a consumer, creating the subscription when needed.
-func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role string) (*Subscription, *Consumer, error) {
+func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, cc clientConn) (*Subscription, *Consumer, error) {
 	if err := t.checkUsable(); err != nil {
 		return nil, nil, err
 	}
@@ -126,7 +128,7 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, role str
 	if req.ReplicateSubscriptionState && req.Durable {
 		sub.setReplicated()
 	}
-	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel, role: role, since: time.Now(),
+	c := &Consumer{sub: sub, id: consumerSeq.Add(1), name: req.ConsumerName, priority: req.PriorityLevel, role: cc.role, conn: cc, metadata: req.Metadata, since: time.Now(),
 		out: newBoundedOutbox(t.b.opts.MaxConsumerOutboxBytes, responseSize, sub.signal), killed: make(chan error, 1)}
 	if c.name == "" {
 		c.name = fmt.Sprintf("consumer-%d", c.id)

@@ -13,15 +13,24 @@ import (
 	"github.com/strata-mq/strata/tenants"
 )
 
+// clientConn describes the connection a producer or consumer came on.
+type clientConn struct {
+	role    string // authenticated role ("" without authentication)
+	address string // the client's address
+	version string // the client library and version, as the client says
+}
+
 // Producer is one producer session on a topic.
 type Producer struct {
-	t      *Topic
-	name   string
-	role   string // authenticated role, re-checked when permissions change
-	since  time.Time
-	out    *outbox[*clientpb.ProduceResponse]
-	killed chan error    // server-side close: the stream ends with this error
-	room   chan struct{} // signalled when pending sends complete
+	t        *Topic
+	name     string
+	role     string // authenticated role, re-checked when permissions change
+	conn     clientConn
+	metadata map[string]string // the producer's own properties
+	since    time.Time
+	out      *outbox[*clientpb.ProduceResponse]
+	killed   chan error    // server-side close: the stream ends with this error
+	room     chan struct{} // signalled when pending sends complete
 
 	// Receipts and send errors leave in send order: every send takes a slot
 	// and replies are released from the head as slots complete.
@@ -50,7 +59,7 @@ type sendSlot struct {
 var producerSeq atomic.Int64
 
 // addProducer registers a producer session.
-func (t *Topic) addProducer(open *clientpb.ProducerOpen, role string) (*Producer, error) {
+func (t *Topic) addProducer(open *clientpb.ProducerOpen, cc clientConn) (*Producer, error) {
 	if err := tenants.ValidateProducerName(open.ProducerName); err != nil {
 		return nil, err
 	}
@@ -70,7 +79,7 @@ func (t *Topic) addProducer(open *clientpb.ProducerOpen, role string) (*Producer
 	if name == "" {
 		name = fmt.Sprintf("%s-%s-%d", t.b.opts.Cluster, t.b.id, producerSeq.Add(1))
 	}
-	p := &Producer{t: t, name: name, role: role, since: time.Now(), out: newOutbox[*clientpb.ProduceResponse](),
+	p := &Producer{t: t, name: name, role: cc.role, conn: cc, metadata: open.Metadata, since: time.Now(), out: newOutbox[*clientpb.ProduceResponse](),
 		killed: make(chan error, 1), room: make(chan struct{}, 1)}
 	t.mu.Lock()
 	defer t.mu.Unlock()

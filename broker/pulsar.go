@@ -53,6 +53,8 @@ type pulsarConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	role   string
+	// version is the client library and version CONNECT named.
+	version string
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -107,6 +109,10 @@ func (b *Broker) servePulsar(nc net.Conn, r *bufio.Reader, tls bool) {
 	default:
 		pc.log.Warn("pulsar connection closed", "reason", err)
 	}
+}
+
+func (pc *pulsarConn) conn() clientConn {
+	return clientConn{role: pc.role, address: pc.nc.RemoteAddr().String(), version: pc.version}
 }
 
 func (pc *pulsarConn) maxFrame() int {
@@ -188,7 +194,8 @@ func (pc *pulsarConn) connect(cmd *pulsarpb.BaseCommand) error {
 		}
 		pc.role = role
 	}
-	pc.log = pc.log.With("clientVersion", c.GetClientVersion())
+	pc.version = c.GetClientVersion()
+	pc.log = pc.log.With("clientVersion", pc.version)
 	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_CONNECTED.Enum(), Connected: &pulsarpb.CommandConnected{
 		ServerVersion:   proto.String("Strata"),
 		ProtocolVersion: proto.Int32(min(c.GetProtocolVersion(), pulsarProtocolVersion)),
@@ -370,7 +377,7 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		pc.replyError(reqID, pulsarpb.ServerError_NotAllowedError, fmt.Sprintf("producer access mode %s is not supported", m.GetProducerAccessMode()))
 		return
 	}
-	t, p, err := pc.b.openProducer(pc.ctx, open, pc.role)
+	t, p, err := pc.b.openProducer(pc.ctx, open, pc.conn())
 	if err != nil {
 		pc.replyErr(reqID, err)
 		return
@@ -403,19 +410,19 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 }
 
 // openProducer checks a producer's permission and attaches it to its topic.
-func (b *Broker) openProducer(ctx context.Context, open *clientpb.ProducerOpen, role string) (*Topic, *Producer, error) {
+func (b *Broker) openProducer(ctx context.Context, open *clientpb.ProducerOpen, cc clientConn) (*Topic, *Producer, error) {
 	name, err := naming.ParseTopic(open.Topic)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", naming.ErrInvalidName, err)
 	}
-	if err := b.authz.CanProduce(ctx, role, name); err != nil {
+	if err := b.authz.CanProduce(ctx, cc.role, name); err != nil {
 		return nil, nil, err
 	}
 	t, err := b.getTopic(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := t.addProducer(open, role)
+	p, err := t.addProducer(open, cc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -562,7 +569,7 @@ func (pc *pulsarConn) subscribe(m *pulsarpb.CommandSubscribe) {
 			req.StartMessageId = &clientpb.MessageId{LedgerId: LatestLedgerID, EntryId: LatestLedgerID}
 		}
 	}
-	t, sub, c, err := pc.b.openConsumer(pc.ctx, req, pc.role)
+	t, sub, c, err := pc.b.openConsumer(pc.ctx, req, pc.conn())
 	if err != nil {
 		pc.replyErr(reqID, err)
 		return
@@ -599,19 +606,19 @@ func (pc *pulsarConn) kickConsumer(pcs *pulsarConsumer) {
 
 // openConsumer checks a consumer's permission and attaches it to its
 // subscription.
-func (b *Broker) openConsumer(ctx context.Context, req *clientpb.Subscribe, role string) (*Topic, *Subscription, *Consumer, error) {
+func (b *Broker) openConsumer(ctx context.Context, req *clientpb.Subscribe, cc clientConn) (*Topic, *Subscription, *Consumer, error) {
 	name, err := naming.ParseTopic(req.Topic)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", naming.ErrInvalidName, err)
 	}
-	if err := b.authz.CanConsume(ctx, role, name, req.Subscription); err != nil {
+	if err := b.authz.CanConsume(ctx, cc.role, name, req.Subscription); err != nil {
 		return nil, nil, nil, err
 	}
 	t, err := b.getTopic(ctx, name)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sub, c, err := t.subscribe(ctx, req, role)
+	sub, c, err := t.subscribe(ctx, req, cc)
 	if err != nil {
 		return nil, nil, nil, err
 	}

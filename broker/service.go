@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
 	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/internal/naming"
@@ -108,6 +111,21 @@ func (t *Topic) lastMessageID(ctx context.Context) *clientpb.MessageId {
 	return id
 }
 
+// grpcConn describes a gRPC call's connection: the peer's address and its
+// user agent as the client version.
+func grpcConn(ctx context.Context, role string) clientConn {
+	cc := clientConn{role: role}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		cc.address = p.Addr.String()
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if ua := md.Get("user-agent"); len(ua) > 0 {
+			cc.version = ua[0]
+		}
+	}
+	return cc
+}
+
 // recvLoop reads a stream in a goroutine so the handler can also react to
 // server-side closes. The goroutine ends with the stream's context (the
 // handler returned): it never stays blocked handing over a request nobody
@@ -154,7 +172,7 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 	if err != nil {
 		return statusError(err)
 	}
-	p, err := t.addProducer(open, role)
+	p, err := t.addProducer(open, grpcConn(ctx, role))
 	if err != nil {
 		return statusError(err)
 	}
@@ -238,7 +256,7 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 	if err != nil {
 		return statusError(err)
 	}
-	sub, c, err := t.subscribe(ctx, req, role)
+	sub, c, err := t.subscribe(ctx, req, grpcConn(ctx, role))
 	if err != nil {
 		return statusError(err)
 	}

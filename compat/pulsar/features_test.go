@@ -500,3 +500,37 @@ func TestBatchIndexAck(t *testing.T) {
 	cons = subscribe(t, c, o)
 	nothingMore(t, cons, time.Second)
 }
+
+// TestStatsShowClients: topic stats name each Pulsar producer's and
+// consumer's client version, address and properties.
+func TestStatsShowClients(t *testing.T) {
+	c := newClient(t)
+	topic := topicName(t)
+	subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", Properties: map[string]string{"team": "billing"}})
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, Properties: map[string]string{"app": "checkout"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var stats struct {
+		Publishers []struct {
+			ClientVersion, Address string
+			Metadata               map[string]string
+		}
+		Subscriptions map[string]struct {
+			Consumers []struct {
+				ClientVersion, Address string
+				Metadata               map[string]string
+			}
+		}
+	}
+	adminGet(t, "/admin/v2/persistent/public/default/"+topic[len("persistent://public/default/"):]+"/stats", &stats)
+	if len(stats.Publishers) != 1 || !strings.HasPrefix(stats.Publishers[0].ClientVersion, "Pulsar-Go") ||
+		stats.Publishers[0].Address == "" || stats.Publishers[0].Metadata["app"] != "checkout" {
+		t.Fatalf("publishers: %+v", stats.Publishers)
+	}
+	cons := stats.Subscriptions["s"].Consumers
+	if len(cons) != 1 || !strings.HasPrefix(cons[0].ClientVersion, "Pulsar-Go") || cons[0].Metadata["team"] != "billing" {
+		t.Fatalf("consumers: %+v", cons)
+	}
+}

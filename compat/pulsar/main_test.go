@@ -7,6 +7,7 @@ package pulsarcompat
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -159,5 +160,21 @@ func adminDo(t *testing.T, method, path, body string) {
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("%s %s: %s", method, path, resp.Status)
+	}
+}
+
+// adminGet decodes the JSON answer of an admin REST GET into out.
+func adminGet(t *testing.T, path string, out any) {
+	t.Helper()
+	resp, err := http.Get(adminURL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
 	}
 }
