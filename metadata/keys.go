@@ -23,6 +23,7 @@ const (
 	CursorsPrefix        = "/cursors/"         // {tenant}/{ns}/{topic}/{sub} -> cursor state
 	BookiesPrefix        = "/bookies/"         // {id} -> lease-bound registration
 	CookiesPrefix        = "/cookies/"         // {bookie id} -> cookie JSON
+	SchemasPrefix        = "/schemas/"         // {tenant}/{ns}/{topic}/{version} -> schema version JSON
 	BrokersPrefix        = "/brokers/"         // {id} -> lease-bound registration
 	OwnershipPrefix      = "/ownership/"       // {tenant}/{ns}/{bundle} -> lease-bound owner
 	LedgerIDKey          = "/id/ledger"        // ledger id counter
