@@ -20,6 +20,7 @@ import (
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // Topic admin REST API: Pulsar's /admin/v2/persistent/... and
@@ -49,8 +50,13 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, naming.ErrInvalidName), errors.Is(err, naming.ErrUnsupportedDomain), errors.Is(err, errBadRequest),
 		errors.Is(err, managed.ErrInvalidPosition):
 		status = http.StatusBadRequest
-	case errors.Is(err, ErrNamespaceNotFound), errors.Is(err, ErrTopicNotFound), errors.Is(err, managed.ErrCursorNotFound):
+	case errors.Is(err, ErrNamespaceNotFound), errors.Is(err, ErrTopicNotFound), errors.Is(err, managed.ErrCursorNotFound),
+		errors.Is(err, schema.ErrNotFound):
 		status = http.StatusNotFound
+	case errors.Is(err, schema.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, schema.ErrIncompatible):
+		status = http.StatusConflict
 	case errors.Is(err, ErrConsumerBusy), errors.Is(err, ErrProducerBusy), errors.Is(err, ErrTooManySubscriptions), errors.Is(err, ErrTooManyTopics):
 		status = http.StatusPreconditionFailed
 	case errors.Is(err, ErrNotAllowed), errors.Is(err, managed.ErrTerminated):
@@ -115,6 +121,7 @@ func (b *Broker) adminMux() *routeMux {
 	mux.HandleFunc("POST "+tp+"/permissions/{role}", b.topicRoute(b.grantTopicPermission, false))
 	mux.HandleFunc("DELETE "+tp+"/permissions/{role}", b.topicRoute(b.revokeTopicPermission, false))
 	mux.HandleFunc("GET /lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}", b.lookupREST)
+	b.schemaRoutes(mux)
 	mux.HandleFunc("/admin/v2/non-persistent/", func(w http.ResponseWriter, r *http.Request) {
 		// Who asks is checked first, as on every other path: an anonymous
 		// caller learns nothing about what this broker supports.
@@ -361,6 +368,9 @@ func (b *Broker) removeTopic(ctx context.Context, w http.ResponseWriter, tp *Top
 		if err := b.cfg.DeleteTopicPolicies(ctx, tp.name); err != nil {
 			return err
 		}
+		if err := b.schemas.Purge(ctx, tp.name.String()); err != nil {
+			return err
+		}
 	}
 	if w != nil {
 		w.WriteHeader(http.StatusNoContent)
@@ -469,6 +479,9 @@ func (b *Broker) deletePartitioned(ctx context.Context, w http.ResponseWriter, r
 		return err
 	}
 	if err := b.cfg.DeleteTopicPolicies(ctx, t); err != nil {
+		return err
+	}
+	if err := b.schemas.Purge(ctx, t.String()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

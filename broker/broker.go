@@ -30,6 +30,7 @@ import (
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
 	"github.com/strata-mq/strata/tenants/auth"
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // Broker serves topics.
@@ -63,6 +64,7 @@ type Broker struct {
 	pub   *publishBuffer // bytes of sends held (MaxMessagePublishBufferBytes)
 
 	remotes *remoteClients // clients of other clusters, for replicators
+	schemas *schema.Registry
 
 	// adminClient calls other brokers' admin API (partitioned topics).
 	adminClientOnce sync.Once
@@ -139,6 +141,7 @@ func New(opts Options) (*Broker, error) {
 	b.log = b.log.With("broker", b.id)
 	b.cfg = tenants.NewStore(opts.ConfigStore, tenants.StoreOptions{LocalCluster: opts.Cluster})
 	b.remotes = newRemoteClients(b)
+	b.schemas = schema.NewRegistry(b.md)
 	b.ledgers = opts.Ledgers
 	if b.ledgers == nil {
 		// Entries are a message plus its metadata: as large as the

@@ -21,6 +21,7 @@ import (
 	"github.com/strata-mq/strata/internal/pulsarwire"
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/tenants"
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // Pulsar's binary protocol, served on the client port beside gRPC (see
@@ -258,23 +259,14 @@ func (pc *pulsarConn) handle(f pulsarwire.Frame) error {
 	case pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE:
 		pc.topicsOfNamespace(cmd.GetGetTopicsOfNamespace())
 	case pulsarpb.BaseCommand_GET_SCHEMA:
-		g := cmd.GetGetSchema()
-		pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE.Enum(), GetSchemaResponse: &pulsarpb.CommandGetSchemaResponse{
-			RequestId: proto.Uint64(g.GetRequestId()), ErrorCode: pulsarpb.ServerError_TopicNotFound.Enum(),
-			ErrorMessage: proto.String(errNoSchemas.Error())}})
+		pc.getSchema(cmd.GetGetSchema())
 	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA:
-		g := cmd.GetGetOrCreateSchema()
-		pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE.Enum(), GetOrCreateSchemaResponse: &pulsarpb.CommandGetOrCreateSchemaResponse{
-			RequestId: proto.Uint64(g.GetRequestId()), ErrorCode: pulsarpb.ServerError_NotAllowedError.Enum(),
-			ErrorMessage: proto.String(errNoSchemas.Error())}})
+		pc.getOrCreateSchema(cmd.GetGetOrCreateSchema())
 	default:
 		return fmt.Errorf("%w: unsupported command %s", pulsarwire.ErrMalformed, cmd.GetType())
 	}
 	return nil
 }
-
-// errNoSchemas answers schema requests until Strata has a schema registry.
-var errNoSchemas = errors.New("this broker has no schema registry: produce and consume bytes")
 
 func (pc *pulsarConn) topicName(s string) (naming.Topic, error) {
 	t, err := naming.ParseTopic(s)
@@ -361,8 +353,9 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		pc.replyError(reqID, pulsarpb.ServerError_ProducerBusy, fmt.Sprintf("producer id %d is in use on this connection", m.GetProducerId()))
 		return
 	}
-	if m.Schema != nil && m.GetSchema().GetType() != pulsarpb.Schema_None {
-		pc.replyError(reqID, pulsarpb.ServerError_IncompatibleSchema, errNoSchemas.Error())
+	declared, err := wireSchema(m.GetSchema())
+	if err != nil {
+		pc.replyErr(reqID, err)
 		return
 	}
 	open := &clientpb.ProducerOpen{Topic: m.GetTopic(), Metadata: kvMap(m.GetMetadata())}
@@ -382,12 +375,19 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		pc.replyErr(reqID, err)
 		return
 	}
+	version, err := pc.b.schemaForProducer(pc.ctx, t.name, declared)
+	if err != nil {
+		t.removeProducer(p)
+		pc.replyErr(reqID, err)
+		return
+	}
 	pp := &pulsarProducer{id: m.GetProducerId(), p: p, done: make(chan struct{})}
 	pc.mu.Lock()
 	pc.mu.producers[pp.id] = pp
 	pc.mu.Unlock()
 	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PRODUCER_SUCCESS.Enum(), ProducerSuccess: &pulsarpb.CommandProducerSuccess{
 		RequestId: proto.Uint64(reqID), ProducerName: proto.String(p.name), LastSequenceId: proto.Int64(t.dedup.lastSequence(p.name)),
+		SchemaVersion: version,
 	}})
 	pc.wg.Add(2)
 	go func() {
@@ -569,10 +569,22 @@ func (pc *pulsarConn) subscribe(m *pulsarpb.CommandSubscribe) {
 			req.StartMessageId = &clientpb.MessageId{LedgerId: LatestLedgerID, EntryId: LatestLedgerID}
 		}
 	}
+	declared, err := wireSchema(m.GetSchema())
+	if err != nil {
+		pc.replyErr(reqID, err)
+		return
+	}
 	t, sub, c, err := pc.b.openConsumer(pc.ctx, req, pc.conn())
 	if err != nil {
 		pc.replyErr(reqID, err)
 		return
+	}
+	if declared != nil {
+		if err := pc.b.checkConsumerSchema(pc.ctx, t.name, *declared); err != nil {
+			sub.removeConsumer(c)
+			pc.replyErr(reqID, err)
+			return
+		}
 	}
 	pcs := &pulsarConsumer{id: m.GetConsumerId(), c: c, sub: sub, done: make(chan struct{})}
 	pc.mu.Lock()
@@ -868,8 +880,11 @@ func toPulsarID(id *clientpb.MessageId) *pulsarpb.MessageIdData {
 
 // pulsarError maps a broker error to the code Pulsar clients act on.
 func pulsarError(err error) pulsarpb.ServerError {
-	if errors.Is(err, tenants.ErrNotFound) {
+	switch {
+	case errors.Is(err, tenants.ErrNotFound), errors.Is(err, schema.ErrNotFound):
 		return pulsarpb.ServerError_TopicNotFound
+	case errors.Is(err, errSchemaRefused), errors.Is(err, schema.ErrIncompatible), errors.Is(err, schema.ErrInvalid):
+		return pulsarpb.ServerError_IncompatibleSchema
 	}
 	return pulsarCode(serverError(err))
 }
@@ -912,4 +927,78 @@ func pulsarCode(e clientpb.ServerError) pulsarpb.ServerError {
 		return pulsarpb.ServerError_NotAllowedError
 	}
 	return pulsarpb.ServerError_UnknownError
+}
+
+// wireSchema converts a declared schema; nil for none (or type None: raw
+// bytes).
+func wireSchema(s *pulsarpb.Schema) (*schema.Schema, error) {
+	if s == nil || s.GetType() == pulsarpb.Schema_None {
+		return nil, nil
+	}
+	name, ok := schema.TypeName(int32(s.GetType()))
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown schema type %d", errSchemaRefused, s.GetType())
+	}
+	return &schema.Schema{Type: name, Data: s.GetSchemaData(), Properties: kvMap(s.GetProperties())}, nil
+}
+
+// toWireSchema converts a stored version for GET_SCHEMA.
+func toWireSchema(topic naming.Topic, v schema.Version) *pulsarpb.Schema {
+	code, _ := schema.TypeCode(v.Type)
+	out := &pulsarpb.Schema{Name: proto.String(topic.LocalName()), SchemaData: v.Data, Type: pulsarpb.Schema_Type(code).Enum()}
+	if out.SchemaData == nil {
+		out.SchemaData = []byte{}
+	}
+	for k, val := range v.Properties {
+		out.Properties = append(out.Properties, &pulsarpb.KeyValue{Key: proto.String(k), Value: proto.String(val)})
+	}
+	return out
+}
+
+func (pc *pulsarConn) getSchema(g *pulsarpb.CommandGetSchema) {
+	resp := &pulsarpb.CommandGetSchemaResponse{RequestId: proto.Uint64(g.GetRequestId())}
+	t, err := pc.topicName(g.GetTopic())
+	var v schema.Version
+	if err == nil {
+		err = pc.b.authz.CanLookup(pc.ctx, pc.role, t)
+	}
+	var version int64
+	if err == nil {
+		version, err = parseVersion(g.GetSchemaVersion())
+	}
+	if err == nil {
+		if version < 0 {
+			v, err = pc.b.schemas.Latest(pc.ctx, schemaTopic(t))
+		} else {
+			v, err = pc.b.schemas.Get(pc.ctx, schemaTopic(t), version)
+		}
+	}
+	if err != nil {
+		resp.ErrorCode, resp.ErrorMessage = pulsarError(err).Enum(), proto.String(err.Error())
+	} else {
+		resp.Schema, resp.SchemaVersion = toWireSchema(t, v), versionBytes(v.Version)
+	}
+	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE.Enum(), GetSchemaResponse: resp})
+}
+
+func (pc *pulsarConn) getOrCreateSchema(g *pulsarpb.CommandGetOrCreateSchema) {
+	resp := &pulsarpb.CommandGetOrCreateSchemaResponse{RequestId: proto.Uint64(g.GetRequestId())}
+	t, err := pc.topicName(g.GetTopic())
+	if err == nil {
+		err = pc.b.authz.CanProduce(pc.ctx, pc.role, t)
+	}
+	var declared *schema.Schema
+	if err == nil {
+		declared, err = wireSchema(g.GetSchema())
+	}
+	var version []byte
+	if err == nil {
+		version, err = pc.b.schemaForProducer(pc.ctx, t, declared)
+	}
+	if err != nil {
+		resp.ErrorCode, resp.ErrorMessage = pulsarError(err).Enum(), proto.String(err.Error())
+	} else {
+		resp.SchemaVersion = version
+	}
+	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE.Enum(), GetOrCreateSchemaResponse: resp})
 }

@@ -48,7 +48,7 @@ type routeCase struct {
 // routeValues fill the path wildcards: tenant tb's resources.
 var routeValues = map[string]string{
 	"tenant": "tb", "namespace": "ns", "topic": "t1", "sub": "s1", "subscription": "s1",
-	"role": "reader", "cluster": testcluster.ClusterName, "n": "1", "seconds": "0", "timestamp": "0",
+	"role": "reader", "cluster": testcluster.ClusterName, "n": "1", "seconds": "0", "timestamp": "0", "version": "0",
 }
 
 // matrixCallers call every route, in this order: no token, a superuser
@@ -87,6 +87,8 @@ func routeTable() map[string]routeCase {
 		pub  = `{"publishThrottlingRateInMsg":100,"publishThrottlingRateInByte":0}`
 		disp = `{"dispatchThrottlingRateInMsg":100,"dispatchThrottlingRateInByte":0,"ratePeriodInSecond":1}`
 		msg  = `{"ledgerId":{ledger},"entryId":0}`
+		sch  = "/admin/v2/schemas/{tenant}/{namespace}/{topic}"
+		str  = `{"type":"STRING","schema":"","properties":{}}`
 	)
 	return map[string]routeCase{
 		"GET /healthz": {access: open},
@@ -243,6 +245,25 @@ func routeTable() map[string]routeCase {
 		"GET " + tp + "/permissions":                    {access: tenantAdmin},
 		"POST " + tp + "/permissions/{role}":            {access: tenantAdmin, body: `["consume"]`},
 		"DELETE " + tp + "/permissions/{role}":          {access: tenantAdmin},
+		"GET " + tp + "/schemaCompatibilityStrategy":    {access: tenantAdmin},
+		"POST " + tp + "/schemaCompatibilityStrategy":   {access: tenantAdmin, body: `"FORWARD"`},
+		"DELETE " + tp + "/schemaCompatibilityStrategy": {access: tenantAdmin},
+
+		"GET " + ns + "/schemaCompatibilityStrategy": {access: tenantAdmin},
+		"PUT " + ns + "/schemaCompatibilityStrategy": {access: tenantAdmin, body: `"BACKWARD"`},
+		"GET " + ns + "/isAllowAutoUpdateSchema":     {access: tenantAdmin},
+		"POST " + ns + "/isAllowAutoUpdateSchema":    {access: tenantAdmin, body: "false"},
+		"GET " + ns + "/schemaValidationEnforced":    {access: tenantAdmin},
+		"POST " + ns + "/schemaValidationEnforced":   {access: tenantAdmin, body: "true"},
+
+		// Reading schemas needs produce or consume; changing them, tenant admin.
+		"GET " + sch + "/schema":           {access: lookupRole, want: 404},
+		"GET " + sch + "/schema/{version}": {access: lookupRole, want: 404},
+		"GET " + sch + "/schemas":          {access: lookupRole, want: 404},
+		"POST " + sch + "/schema":          {access: tenantAdmin, body: str, inert: true},
+		"DELETE " + sch + "/schema":        {access: tenantAdmin, inert: true},
+		"POST " + sch + "/compatibility":   {access: lookupRole, body: str, inert: true},
+		"POST " + sch + "/version":         {access: lookupRole, body: str, want: 404, inert: true},
 	}
 }
 

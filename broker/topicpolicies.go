@@ -25,6 +25,7 @@ func (b *Broker) topicPolicyRoutes(mux *routeMux, tp string) {
 	topicPolicy(b, mux, tp+"/maxConsumersPerSubscription", func(p *tenants.TopicPolicies) **int { return &p.MaxConsumersPerSubscription })
 	topicPolicy(b, mux, tp+"/messageTTL", func(p *tenants.TopicPolicies) **int { return &p.MessageTTLInSeconds })
 	topicPolicy(b, mux, tp+"/replication", func(p *tenants.TopicPolicies) **[]string { return &p.ReplicationClusters })
+	topicPolicy(b, mux, tp+"/schemaCompatibilityStrategy", func(p *tenants.TopicPolicies) **string { return &p.SchemaCompatibilityStrategy })
 }
 
 func topicPolicy[T any](b *Broker, mux *routeMux, path string, field func(*tenants.TopicPolicies) **T) {

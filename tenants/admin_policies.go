@@ -3,6 +3,8 @@ package tenants
 import (
 	"net/http"
 	"slices"
+
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // nsPath is the path of a namespace under AdminPrefix.
@@ -28,6 +30,7 @@ func (h *AdminHandler) policyRoutes() {
 	clusterPolicy(h, "/subscriptionDispatchRate", func(p *Policies) *map[string]DispatchRate { return &p.SubscriptionDispatchRate })
 	clusterPolicy(h, "/replicatorDispatchRate", func(p *Policies) *map[string]DispatchRate { return &p.ReplicatorDispatchRate })
 
+	h.schemaPolicyRoutes()
 	h.backlogQuotaRoutes()
 	h.replicationRoutes()
 	h.permissionRoutes()
@@ -281,6 +284,72 @@ func (h *AdminHandler) permissionRoutes() {
 			if mode == "None" {
 				p.SubscriptionAuthMode = ""
 			}
+			return nil
+		})
+	})
+}
+
+// schemaPolicyRoutes serve the namespace's schema policies, with Pulsar's
+// paths and defaults.
+func (h *AdminHandler) schemaPolicyRoutes() {
+	h.route(http.MethodGet, nsPath+"/schemaCompatibilityStrategy", tenantAdmin, func(c *call) (any, error) {
+		p, err := c.getPolicies()
+		if err != nil {
+			return nil, err
+		}
+		if p.SchemaCompatibilityStrategy == "" {
+			return string(schema.Undefined), nil
+		}
+		return p.SchemaCompatibilityStrategy, nil
+	})
+	h.route(http.MethodPut, nsPath+"/schemaCompatibilityStrategy", tenantAdmin, func(c *call) (any, error) {
+		var name string
+		if err := c.decode(&name, false); err != nil {
+			return nil, err
+		}
+		st, err := schema.ParseStrategy(name)
+		if err != nil {
+			return nil, errorf(ErrInvalid, "%v", err)
+		}
+		return c.update(func(p *Policies) error {
+			p.SchemaCompatibilityStrategy = string(st)
+			if st == schema.Undefined {
+				p.SchemaCompatibilityStrategy = ""
+			}
+			return nil
+		})
+	})
+	h.route(http.MethodGet, nsPath+"/isAllowAutoUpdateSchema", tenantAdmin, func(c *call) (any, error) {
+		p, err := c.getPolicies()
+		if err != nil {
+			return nil, err
+		}
+		return p.IsAllowAutoUpdateSchema == nil || *p.IsAllowAutoUpdateSchema, nil
+	})
+	h.route(http.MethodPost, nsPath+"/isAllowAutoUpdateSchema", tenantAdmin, func(c *call) (any, error) {
+		var allow bool
+		if err := c.decode(&allow, false); err != nil {
+			return nil, err
+		}
+		return c.update(func(p *Policies) error {
+			p.IsAllowAutoUpdateSchema = &allow
+			return nil
+		})
+	})
+	h.route(http.MethodGet, nsPath+"/schemaValidationEnforced", tenantAdmin, func(c *call) (any, error) {
+		p, err := c.getPolicies()
+		if err != nil {
+			return nil, err
+		}
+		return p.SchemaValidationEnforced, nil
+	})
+	h.route(http.MethodPost, nsPath+"/schemaValidationEnforced", tenantAdmin, func(c *call) (any, error) {
+		var enforced bool
+		if err := c.decode(&enforced, false); err != nil {
+			return nil, err
+		}
+		return c.update(func(p *Policies) error {
+			p.SchemaValidationEnforced = enforced
 			return nil
 		})
 	})

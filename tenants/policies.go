@@ -223,17 +223,18 @@ type Policies struct {
 	AutoTopicCreationOverride *AutoTopicCreationOverride `json:"autoTopicCreationOverride,omitempty"`
 	// EncryptionRequired rejects unencrypted messages (stored, not enforced yet).
 	EncryptionRequired bool `json:"encryption_required,omitempty"`
-	// SchemaValidationEnforced rejects producers without a schema (stored,
-	// not enforced yet).
+	// SchemaValidationEnforced refuses producers that declare no schema on
+	// topics that have one.
 	SchemaValidationEnforced bool `json:"schema_validation_enforced,omitempty"`
-	// SchemaCompatibilityStrategy is Pulsar's schema compatibility strategy
-	// (stored, not enforced yet).
+	// SchemaCompatibilityStrategy checks new schema versions of the
+	// namespace's topics (tenants/schema strategies; "" or UNDEFINED: the
+	// broker default, FULL).
 	SchemaCompatibilityStrategy string `json:"schema_compatibility_strategy,omitempty"`
 	// SchemaAutoUpdateCompatibilityStrategy is Pulsar's legacy schema
 	// auto-update strategy (stored, not enforced yet).
 	SchemaAutoUpdateCompatibilityStrategy string `json:"schema_auto_update_compatibility_strategy,omitempty"`
-	// IsAllowAutoUpdateSchema allows producers to register new schema
-	// versions (stored, not enforced yet).
+	// IsAllowAutoUpdateSchema lets producers and consumers register new
+	// schema versions (nil: true, as in Pulsar).
 	IsAllowAutoUpdateSchema *bool `json:"is_allow_auto_update_schema,omitempty"`
 	// AntiAffinityGroup names the namespace's anti-affinity group (stored,
 	// not enforced yet).

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // TopicPolicies override a topic's namespace policies field by field
@@ -26,6 +28,9 @@ type TopicPolicies struct {
 	// ReplicationClusters replaces the namespace's replication clusters
 	// for this topic (a pointer, so that TopicPolicies stays comparable).
 	ReplicationClusters *[]string `json:"replicationClusters,omitempty"`
+	// SchemaCompatibilityStrategy replaces the namespace's strategy for
+	// the topic's schema versions.
+	SchemaCompatibilityStrategy *string `json:"schemaCompatibilityStrategy,omitempty"`
 }
 
 // clone returns a copy sharing no memory with tp.
@@ -39,6 +44,7 @@ func (tp TopicPolicies) clone() TopicPolicies {
 	c.MaxConsumersPerTopic = clonePtr(tp.MaxConsumersPerTopic)
 	c.MaxConsumersPerSubscription = clonePtr(tp.MaxConsumersPerSubscription)
 	c.MessageTTLInSeconds = clonePtr(tp.MessageTTLInSeconds)
+	c.SchemaCompatibilityStrategy = clonePtr(tp.SchemaCompatibilityStrategy)
 	if tp.ReplicationClusters != nil {
 		cs := cloneSlice(*tp.ReplicationClusters)
 		c.ReplicationClusters = &cs
@@ -65,6 +71,9 @@ func (tp TopicPolicies) Validate() error {
 				return err
 			}
 		}
+	}
+	if s := tp.SchemaCompatibilityStrategy; s != nil && !slices.Contains(schema.Strategies, schema.Strategy(*s)) {
+		return errorf(ErrInvalid, "schemaCompatibilityStrategy %q is unknown (known: %v)", *s, schema.Strategies)
 	}
 	if tp.PublishRate != nil {
 		if err := tp.PublishRate.Validate(); err != nil {
@@ -125,6 +134,9 @@ func (tp TopicPolicies) Apply(p Policies, cluster string) Policies {
 	}
 	if tp.MessageTTLInSeconds != nil {
 		p.MessageTTLInSeconds = tp.MessageTTLInSeconds
+	}
+	if tp.SchemaCompatibilityStrategy != nil && *tp.SchemaCompatibilityStrategy != string(schema.Undefined) {
+		p.SchemaCompatibilityStrategy = *tp.SchemaCompatibilityStrategy
 	}
 	if tp.PublishRate != nil {
 		p.PublishMaxMessageRate = withEntry(p.PublishMaxMessageRate, cluster, *tp.PublishRate)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/internal/naming"
+
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // MaxBundles is the largest number of bundles a namespace may have.
@@ -36,11 +38,6 @@ func NewBundlesData(n int) BundlesData {
 	}
 	b.Boundaries = append(b.Boundaries, LastBoundary)
 	return b
-}
-
-var schemaStrategies = []string{
-	"UNDEFINED", "ALWAYS_INCOMPATIBLE", "ALWAYS_COMPATIBLE", "BACKWARD", "FORWARD", "FULL",
-	"BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE", "FULL_TRANSITIVE",
 }
 
 var autoUpdateStrategies = []string{
@@ -292,8 +289,8 @@ func (p *Policies) Validate() error {
 			return errorf(ErrInvalid, "autoTopicCreationOverride.defaultNumPartitions is required for partitioned topics")
 		}
 	}
-	if s := p.SchemaCompatibilityStrategy; s != "" && !slices.Contains(schemaStrategies, s) {
-		return errorf(ErrInvalid, "schema_compatibility_strategy %q is unknown (known: %s)", s, strings.Join(schemaStrategies, ", "))
+	if s := p.SchemaCompatibilityStrategy; s != "" && !slices.Contains(schema.Strategies, schema.Strategy(s)) {
+		return errorf(ErrInvalid, "schema_compatibility_strategy %q is unknown (known: %v)", s, schema.Strategies)
 	}
 	if s := p.SchemaAutoUpdateCompatibilityStrategy; s != "" && !slices.Contains(autoUpdateStrategies, s) {
 		return errorf(ErrInvalid, "schema_auto_update_compatibility_strategy %q is unknown (known: %s)", s, strings.Join(autoUpdateStrategies, ", "))

@@ -408,16 +408,6 @@ func TestProducerNameBusy(t *testing.T) {
 	}
 }
 
-// TestSchemaProducerRefused: until Strata has a schema registry, a producer
-// declaring a schema gets a clear error rather than a hang.
-func TestSchemaProducerRefused(t *testing.T) {
-	c := newClient(t)
-	_, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topicName(t), Schema: pulsar.NewStringSchema(nil)})
-	if err == nil || !strings.Contains(err.Error(), "schema registry") {
-		t.Fatalf("producer with a schema: %v, want an error naming the schema", err)
-	}
-}
-
 // TestChunkingWithDeduplication: a message larger than the broker's maximum
 // message size, split by the client into chunks that all carry its sequence
 // id, is stored whole and delivered reassembled, with deduplication on.

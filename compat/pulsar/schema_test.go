@@ -1,0 +1,112 @@
+package pulsarcompat
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+)
+
+type userV1 struct {
+	Name string `json:"name" avro:"name"`
+	Age  int    `json:"age" avro:"age"`
+}
+
+type userV2 struct {
+	Name  string `json:"name" avro:"name"`
+	Age   int    `json:"age" avro:"age"`
+	Email string `json:"email" avro:"email"`
+}
+
+const (
+	avroV1 = `{"type":"record","name":"User","namespace":"acme","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"}]}`
+	// v2 adds a field with a default: FULL-compatible with v1.
+	avroV2 = `{"type":"record","name":"User","namespace":"acme","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"},{"name":"email","type":"string","default":""}]}`
+	// bad changes age's type: incompatible either way.
+	avroBad = `{"type":"record","name":"User","namespace":"acme","fields":[{"name":"name","type":"string"},{"name":"age","type":"string"}]}`
+)
+
+// TestSchemaEvolution: typed producers register versions; a compatible new
+// version is added, an incompatible one is refused with the reason, and a
+// consumer with the older schema reads messages written with the newer.
+func TestSchemaEvolution(t *testing.T) {
+	for _, kind := range []string{"avro", "json"} {
+		t.Run(kind, func(t *testing.T) {
+			mk := func(def string) pulsar.Schema {
+				if kind == "avro" {
+					return pulsar.NewAvroSchema(def, nil)
+				}
+				return pulsar.NewJSONSchema(def, nil)
+			}
+			c := newClient(t)
+			topic := topicName(t)
+			ctx := ctxT(t, time.Minute)
+			cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", Schema: mk(avroV1)})
+			p1, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, Schema: mk(avroV1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p1.Close()
+			if _, err := p1.Send(ctx, &pulsar.ProducerMessage{Value: &userV1{Name: "ada", Age: 36}}); err != nil {
+				t.Fatal(err)
+			}
+			p2, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, Schema: mk(avroV2)})
+			if err != nil {
+				t.Fatalf("a compatible new version: %v", err)
+			}
+			defer p2.Close()
+			if _, err := p2.Send(ctx, &pulsar.ProducerMessage{Value: &userV2{Name: "grace", Age: 85, Email: "g@navy.mil"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, Schema: mk(avroBad)}); err == nil || !strings.Contains(err.Error(), "IncompatibleSchema") {
+				t.Fatalf("an incompatible version: %v, want IncompatibleSchema", err)
+			}
+			var got []userV1
+			for range 2 {
+				m, err := cons.Receive(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var u userV1
+				if err := m.GetSchemaValue(&u); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, u)
+				cons.Ack(m)
+			}
+			if got[0] != (userV1{"ada", 36}) || got[1] != (userV1{"grace", 85}) {
+				t.Fatalf("the v1 consumer read %+v", got)
+			}
+		})
+	}
+}
+
+// TestSchemaStringAndBytes: a STRING schema is registered and used; a
+// producer without a schema may still write to the topic (validation is
+// not enforced by default).
+func TestSchemaStringAndBytes(t *testing.T) {
+	c := newClient(t)
+	topic := topicName(t)
+	ctx := ctxT(t, time.Minute)
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, Schema: pulsar.NewStringSchema(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Send(ctx, &pulsar.ProducerMessage{Value: "typed"}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatalf("a producer without a schema: %v", err)
+	}
+	raw.Close()
+	var stored struct {
+		Type string `json:"type"`
+	}
+	adminGet(t, "/admin/v2/schemas/public/default/"+topic[len("persistent://public/default/"):]+"/schema", &stored)
+	if stored.Type != "STRING" {
+		t.Fatalf("stored schema type %q", stored.Type)
+	}
+}
