@@ -56,7 +56,7 @@ Get, list and stats commands print JSON; changes print nothing on success.`,
 	f.StringVar(&conn.tlsCA, "tls-trust-certs-file", "", "CA certificates (PEM) to trust for https")
 	f.StringVar(&conn.tlsCert, "tls-cert-file", "", "client certificate (PEM) for https")
 	f.StringVar(&conn.tlsKey, "tls-key-file", "", "client key (PEM) for https")
-	cmd.AddCommand(newAdminClustersCmd(conn), newAdminTenantsCmd(conn), newAdminNamespacesCmd(conn), newAdminTopicsCmd(conn), newAdminBookiesCmd(conn))
+	cmd.AddCommand(newAdminClustersCmd(conn), newAdminTenantsCmd(conn), newAdminNamespacesCmd(conn), newAdminTopicsCmd(conn), newAdminBookiesCmd(conn), newAdminSchemasCmd(conn))
 	return cmd
 }
 

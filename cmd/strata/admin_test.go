@@ -84,6 +84,7 @@ func TestAdminCommandsEndToEnd(t *testing.T) {
 	t.Run("Namespaces", testAdminNamespaces)
 	t.Run("Topics", func(t *testing.T) { testAdminTopics(t, s, token) })
 	t.Run("PartitionedTopics", func(t *testing.T) { testAdminPartitioned(t, s, token) })
+	t.Run("Schemas", testAdminSchemas)
 	t.Run("Cleanup", func(t *testing.T) {
 		mutate(t, "admin", "namespaces", "delete", "acme/orders")
 		mutate(t, "admin", "tenants", "delete", "acme")
@@ -376,4 +377,39 @@ func testAdminPartitioned(t *testing.T, s *standalone.Standalone, token string) 
 	mutate(t, "admin", "topics", "delete", topic)
 	testutil.Equal(t, "partitioned topics after delete", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list-partitioned", "acme/orders")), []string{})
 	testutil.Equal(t, "topics after delete", jsonOut[[]string](t, mustStrata(t, "admin", "topics", "list", "acme/orders")), []string{})
+}
+
+func testAdminSchemas(t *testing.T) {
+	const topic = "persistent://acme/orders/typed"
+	mutate(t, "admin", "topics", "create", topic)
+	dir := t.TempDir()
+	file := func(name, typ, def string) string {
+		p := filepath.Join(dir, name)
+		b, _ := json.Marshal(map[string]any{"type": typ, "schema": def, "properties": map[string]string{"team": "billing"}})
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	v1 := file("v1.json", "AVRO", `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}`)
+	v2 := file("v2.json", "AVRO", `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":"string","default":""}]}`)
+	bad := file("bad.json", "AVRO", `{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}`)
+	failStrata(t, "no schema", "admin", "schemas", "get", topic)
+	testutil.Equal(t, "upload v1", jsonOut[map[string]int64](t, mustStrata(t, "admin", "schemas", "upload", topic, "-f", v1))["version"], int64(0))
+	c := jsonOut[admin.Compatibility](t, mustStrata(t, "admin", "schemas", "compatibility", topic, "-f", bad))
+	if c.IsCompatible || c.Strategy != "FULL" || c.Reason == "" {
+		t.Fatalf("compatibility of an incompatible schema: %+v", c)
+	}
+	failStrata(t, "incompatible", "admin", "schemas", "upload", topic, "-f", bad)
+	testutil.Equal(t, "upload v2", jsonOut[map[string]int64](t, mustStrata(t, "admin", "schemas", "upload", topic, "-f", v2))["version"], int64(1))
+	latest := jsonOut[admin.SchemaInfo](t, mustStrata(t, "admin", "schemas", "get", topic))
+	if latest.Version != 1 || latest.Type != "AVRO" || latest.Properties["team"] != "billing" {
+		t.Fatalf("latest schema: %+v", latest)
+	}
+	testutil.Equal(t, "version 0", jsonOut[admin.SchemaInfo](t, mustStrata(t, "admin", "schemas", "get", topic, "--version", "0")).Version, int64(0))
+	testutil.Equal(t, "all versions", len(jsonOut[[]admin.SchemaInfo](t, mustStrata(t, "admin", "schemas", "get", topic, "--all"))), 2)
+	testutil.Equal(t, "delete", jsonOut[map[string]int64](t, mustStrata(t, "admin", "schemas", "delete", topic))["version"], int64(2))
+	failStrata(t, "no schema", "admin", "schemas", "get", topic)
+	failStrata(t, "a schema file is required", "admin", "schemas", "upload", topic)
+	mutate(t, "admin", "topics", "delete", topic)
 }
