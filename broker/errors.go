@@ -9,6 +9,7 @@ import (
 	"github.com/strata-mq/strata/ledger/managed"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/tenants"
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // Errors of the broker.
@@ -39,6 +40,8 @@ func serverError(err error) clientpb.ServerError {
 		return clientpb.ServerError_NONE_ERROR
 	case errors.Is(err, naming.ErrInvalidName), errors.Is(err, naming.ErrUnsupportedDomain):
 		return clientpb.ServerError_INVALID_TOPIC_NAME
+	case errors.Is(err, errSchemaRefused), errors.Is(err, schema.ErrIncompatible), errors.Is(err, schema.ErrInvalid):
+		return clientpb.ServerError_INCOMPATIBLE_SCHEMA
 	case errors.Is(err, errBadRequest), errors.Is(err, tenants.ErrInvalid):
 		return clientpb.ServerError_BAD_REQUEST
 	case errors.Is(err, ErrNamespaceNotFound):

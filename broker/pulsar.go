@@ -922,6 +922,8 @@ func pulsarCode(e clientpb.ServerError) pulsarpb.ServerError {
 		return pulsarpb.ServerError_ProducerBusy
 	case clientpb.ServerError_INVALID_TOPIC_NAME:
 		return pulsarpb.ServerError_InvalidTopicName
+	case clientpb.ServerError_INCOMPATIBLE_SCHEMA:
+		return pulsarpb.ServerError_IncompatibleSchema
 	case clientpb.ServerError_NOT_ALLOWED, clientpb.ServerError_MESSAGE_TOO_LARGE, clientpb.ServerError_INVALID_MESSAGE,
 		clientpb.ServerError_INVALID_MESSAGE_ID, clientpb.ServerError_BAD_REQUEST:
 		return pulsarpb.ServerError_NotAllowedError

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/tenants"
 	"github.com/strata-mq/strata/tenants/schema"
@@ -127,6 +128,14 @@ func (b *Broker) checkConsumerSchema(ctx context.Context, t naming.Topic, s sche
 		return fmt.Errorf("%w: %v", errSchemaRefused, err)
 	}
 	return nil
+}
+
+// grpcSchema converts a schema of the gRPC API (nil: none).
+func grpcSchema(s *clientpb.Schema) *schema.Schema {
+	if s == nil || s.Type == "" || s.Type == "NONE" {
+		return nil
+	}
+	return &schema.Schema{Type: s.Type, Data: s.Data, Properties: s.Properties}
 }
 
 // versionBytes is a schema version as Pulsar's protocol carries it: 8

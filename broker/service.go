@@ -184,8 +184,13 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 			return statusError(err)
 		}
 	}
+	version, err := s.b.schemaForProducer(ctx, name, grpcSchema(open.Schema))
+	if err != nil {
+		return statusError(err)
+	}
 	if err := stream.Send(&clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Opened{Opened: &clientpb.ProducerOpened{
 		ProducerName: p.name, LastSequenceId: t.dedup.lastSequence(p.name), MaxMessageSize: int64(s.b.opts.MaxMessageSize), Topic: name.String(),
+		SchemaVersion: version,
 	}}}); err != nil {
 		return err
 	}
@@ -261,6 +266,11 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 		return statusError(err)
 	}
 	defer sub.removeConsumer(c)
+	if sc := grpcSchema(req.Schema); sc != nil {
+		if err := s.b.checkConsumerSchema(ctx, name, *sc); err != nil {
+			return statusError(err)
+		}
+	}
 	if err := stream.Send(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Subscribed{Subscribed: &clientpb.Subscribed{
 		ConsumerName: c.name, Topic: name.String()}}}); err != nil {
 		return err

@@ -414,7 +414,7 @@ func (pc *partitionConsumer) connect() (clientpb.Broker_ConsumeClient, error) {
 	o := pc.cfg.opts
 	sub := &clientpb.Subscribe{Topic: pc.topic, Subscription: pc.cfg.sub, Type: clientpb.SubscriptionType(o.subType),
 		ConsumerName: o.name, PriorityLevel: o.priority, InitialPosition: clientpb.InitialPosition(o.initial), Durable: pc.cfg.durable,
-		ReplicateSubscriptionState: o.replicated}
+		ReplicateSubscriptionState: o.replicated, Schema: o.schema.pb()}
 	if !pc.cfg.durable {
 		start, inclusive := pc.cfg.start, pc.cfg.inclusive
 		pc.mu.Lock()

@@ -27,6 +27,9 @@ var (
 	ErrQuotaExceeded      = errors.New("strata: backlog quota exceeded")
 	ErrPartitionedTopic   = errors.New("strata: topic is partitioned")
 	ErrSubscriptionClosed = errors.New("strata: subscription reset or unsubscribed")
+	// ErrIncompatibleSchema: the declared schema may not follow the
+	// topic's versions under its compatibility strategy (or is malformed).
+	ErrIncompatibleSchema = errors.New("strata: incompatible schema")
 	// ErrUndecodable: an entry of the topic cannot be decoded (a count or
 	// size its bytes do not back, broken metadata). Receive returns it with
 	// the message (raw entry as Payload, DecodeError set), which is
@@ -46,6 +49,7 @@ var serverErrors = map[clientpb.ServerError]error{
 	clientpb.ServerError_PRODUCER_BUSY:                   ErrProducerBusy,
 	clientpb.ServerError_NOT_ALLOWED:                     ErrNotAllowed,
 	clientpb.ServerError_TOPIC_TERMINATED:                ErrTopicTerminated,
+	clientpb.ServerError_INCOMPATIBLE_SCHEMA:             ErrIncompatibleSchema,
 	clientpb.ServerError_INVALID_MESSAGE_ID:              ErrInvalidMessageID,
 	clientpb.ServerError_MESSAGE_TOO_LARGE:               ErrMessageTooLarge,
 	clientpb.ServerError_AUTHENTICATION_ERROR:            ErrUnauthenticated,

@@ -98,6 +98,7 @@ type producerOptions struct {
 	exclusive          bool
 	router             func(msg *ProducerMessage, partitions int) int
 	disableReplication bool
+	schema             *SchemaInfo
 }
 
 func defaultProducerOptions() producerOptions {
@@ -107,6 +108,13 @@ func defaultProducerOptions() producerOptions {
 
 // ProducerOption configures a producer.
 type ProducerOption func(*producerOptions)
+
+// WithProducerSchema declares the schema of what the producer sends: the
+// broker registers it as a version of the topic's schema, or refuses the
+// producer (ErrIncompatibleSchema). NewProducer sets it from its codec.
+func WithProducerSchema(s SchemaInfo) ProducerOption {
+	return func(o *producerOptions) { o.schema = &s }
+}
 
 // WithProducerName sets a stable producer name (needed for deduplication).
 func WithProducerName(name string) ProducerOption { return func(o *producerOptions) { o.name = name } }
@@ -205,6 +213,7 @@ type consumerOptions struct {
 	retry             bool
 	retryTopic        string
 	replicated        bool
+	schema            *SchemaInfo
 }
 
 // DLQPolicy sends messages that keep failing to a dead-letter topic.
@@ -227,6 +236,13 @@ func defaultConsumerOptions() consumerOptions {
 
 // ConsumerOption configures a consumer.
 type ConsumerOption func(*consumerOptions)
+
+// WithConsumerSchema declares the schema the consumer reads with: added to
+// a topic without one, else it must be able to read the topic's versions
+// (ErrIncompatibleSchema). NewConsumer sets it from its codec.
+func WithConsumerSchema(s SchemaInfo) ConsumerOption {
+	return func(o *consumerOptions) { o.schema = &s }
+}
 
 // WithSubscriptionType sets the subscription type; default Exclusive.
 func WithSubscriptionType(t SubscriptionType) ConsumerOption {

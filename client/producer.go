@@ -198,19 +198,22 @@ type partitionProducer struct {
 
 	mu struct {
 		sync.Mutex
-		name       string
-		seq        int64
-		batch      []*pendingMsg
-		batchBytes int
-		batchKey   string
-		timer      *time.Timer
-		pending    []*pendingEntry
-		conn       *produceConn // the connected stream, nil while reconnecting
-		closed     bool
-		closing    bool          // Close is ending the stream: no reconnect
-		err        error         // fatal
-		drained    []flushWaiter // flushes waiting for their entries' callbacks
-		callbacks  int           // goroutines running callbacks of popped entries
+		name string
+		// schemaVersion is the version of the producer's schema the
+		// broker named; every entry carries it.
+		schemaVersion []byte
+		seq           int64
+		batch         []*pendingMsg
+		batchBytes    int
+		batchKey      string
+		timer         *time.Timer
+		pending       []*pendingEntry
+		conn          *produceConn // the connected stream, nil while reconnecting
+		closed        bool
+		closing       bool          // Close is ending the stream: no reconnect
+		err           error         // fatal
+		drained       []flushWaiter // flushes waiting for their entries' callbacks
+		callbacks     int           // goroutines running callbacks of popped entries
 	}
 }
 
@@ -391,7 +394,7 @@ func (p *partitionProducer) connect() (clientpb.Broker_ProduceClient, error) {
 	p.mu.Lock()
 	name := p.mu.name
 	p.mu.Unlock()
-	open := &clientpb.ProducerOpen{Topic: p.topic, ProducerName: name}
+	open := &clientpb.ProducerOpen{Topic: p.topic, ProducerName: name, Schema: p.opts.schema.pb()}
 	if p.opts.exclusive {
 		open.AccessMode = clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE
 	}
@@ -418,6 +421,7 @@ func (p *partitionProducer) connect() (clientpb.Broker_ProduceClient, error) {
 	if p.mu.name == "" {
 		p.mu.name = opened.ProducerName
 	}
+	p.mu.schemaVersion = opened.SchemaVersion
 	if opened.MaxMessageSize > 0 {
 		p.maxSize.Store(opened.MaxMessageSize)
 	} else {
@@ -733,7 +737,7 @@ func (p *partitionProducer) flushBatchLocked() {
 
 // enqueueLocked builds an entry from msgs and sends it if connected.
 func (p *partitionProducer) enqueueLocked(msgs []*pendingMsg, batch bool) {
-	entry, err := buildEntry(p.mu.name, msgs, batch)
+	entry, err := buildEntry(p.mu.name, p.mu.schemaVersion, msgs, batch)
 	if err != nil {
 		p.mu.Unlock()
 		p.failEntry(&pendingEntry{msgs: msgs}, err)
@@ -749,10 +753,11 @@ func (p *partitionProducer) enqueueLocked(msgs []*pendingMsg, batch bool) {
 }
 
 // buildEntry encodes messages as a stored entry in Pulsar's layout.
-func buildEntry(producer string, msgs []*pendingMsg, batch bool) ([]byte, error) {
+func buildEntry(producer string, schemaVersion []byte, msgs []*pendingMsg, batch bool) ([]byte, error) {
 	now := uint64(time.Now().UnixMilli())
 	first := msgs[0].msg
-	md := &pulsarpb.MessageMetadata{ProducerName: proto.String(producer), SequenceId: proto.Uint64(uint64(msgs[0].seq)), PublishTime: proto.Uint64(now)}
+	md := &pulsarpb.MessageMetadata{ProducerName: proto.String(producer), SequenceId: proto.Uint64(uint64(msgs[0].seq)), PublishTime: proto.Uint64(now),
+		SchemaVersion: schemaVersion}
 	if first.Key != "" {
 		md.PartitionKey = proto.String(first.Key)
 	}

@@ -200,6 +200,7 @@ const (
 	ServerError_NAMESPACE_NOT_FOUND             ServerError = 21
 	ServerError_TOPIC_MOVED                     ServerError = 22
 	ServerError_BAD_REQUEST                     ServerError = 23
+	ServerError_INCOMPATIBLE_SCHEMA             ServerError = 24
 )
 
 // Enum value maps for ServerError.
@@ -229,6 +230,7 @@ var (
 		21: "NAMESPACE_NOT_FOUND",
 		22: "TOPIC_MOVED",
 		23: "BAD_REQUEST",
+		24: "INCOMPATIBLE_SCHEMA",
 	}
 	ServerError_value = map[string]int32{
 		"NONE_ERROR":                      0,
@@ -255,6 +257,7 @@ var (
 		"NAMESPACE_NOT_FOUND":             21,
 		"TOPIC_MOVED":                     22,
 		"BAD_REQUEST":                     23,
+		"INCOMPATIBLE_SCHEMA":             24,
 	}
 )
 
@@ -718,9 +721,13 @@ type ProducerOpen struct {
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// Stable producer name (needed for deduplication); the broker generates
 	// one when empty.
-	ProducerName  string             `protobuf:"bytes,2,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
-	AccessMode    ProducerAccessMode `protobuf:"varint,3,opt,name=access_mode,json=accessMode,proto3,enum=strata.client.v1.ProducerAccessMode" json:"access_mode,omitempty"`
-	Metadata      map[string]string  `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ProducerName string             `protobuf:"bytes,2,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
+	AccessMode   ProducerAccessMode `protobuf:"varint,3,opt,name=access_mode,json=accessMode,proto3,enum=strata.client.v1.ProducerAccessMode" json:"access_mode,omitempty"`
+	Metadata     map[string]string  `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The schema of what the producer sends (absent: raw bytes). The broker
+	// registers it as the topic's next version if the topic's compatibility
+	// strategy allows, or refuses the producer with INCOMPATIBLE_SCHEMA.
+	Schema        *Schema `protobuf:"bytes,5,opt,name=schema,proto3" json:"schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -783,6 +790,77 @@ func (x *ProducerOpen) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *ProducerOpen) GetSchema() *Schema {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+// Schema is a topic schema as Pulsar names it (docs/schemas.md).
+type Schema struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pulsar's type name: AVRO, JSON, PROTOBUF, STRING, INT32, ...
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// The definition: an Avro record schema (JSON text) for AVRO, JSON and
+	// PROTOBUF; empty for primitive types.
+	Data          []byte            `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Properties    map[string]string `protobuf:"bytes,3,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Schema) Reset() {
+	*x = Schema{}
+	mi := &file_client_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schema) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schema) ProtoMessage() {}
+
+func (x *Schema) ProtoReflect() protoreflect.Message {
+	mi := &file_client_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schema.ProtoReflect.Descriptor instead.
+func (*Schema) Descriptor() ([]byte, []int) {
+	return file_client_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Schema) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Schema) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *Schema) GetProperties() map[string]string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
 type Send struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sequence id of the first message of the entry.
@@ -798,7 +876,7 @@ type Send struct {
 
 func (x *Send) Reset() {
 	*x = Send{}
-	mi := &file_client_proto_msgTypes[7]
+	mi := &file_client_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +888,7 @@ func (x *Send) String() string {
 func (*Send) ProtoMessage() {}
 
 func (x *Send) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[7]
+	mi := &file_client_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +901,7 @@ func (x *Send) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Send.ProtoReflect.Descriptor instead.
 func (*Send) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{7}
+	return file_client_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Send) GetSequenceId() int64 {
@@ -868,7 +946,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_client_proto_msgTypes[8]
+	mi := &file_client_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +958,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[8]
+	mi := &file_client_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +971,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{8}
+	return file_client_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProduceResponse) GetCmd() isProduceResponse_Cmd {
@@ -963,13 +1041,16 @@ type ProducerOpened struct {
 	// 0 (a broker that does not say): assume 5 MiB.
 	MaxMessageSize int64  `protobuf:"varint,3,opt,name=max_message_size,json=maxMessageSize,proto3" json:"max_message_size,omitempty"`
 	Topic          string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The version of the producer's schema (8 bytes, big-endian), to be set
+	// as each entry's schema_version; empty without a schema.
+	SchemaVersion []byte `protobuf:"bytes,5,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProducerOpened) Reset() {
 	*x = ProducerOpened{}
-	mi := &file_client_proto_msgTypes[9]
+	mi := &file_client_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1062,7 @@ func (x *ProducerOpened) String() string {
 func (*ProducerOpened) ProtoMessage() {}
 
 func (x *ProducerOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[9]
+	mi := &file_client_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1075,7 @@ func (x *ProducerOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducerOpened.ProtoReflect.Descriptor instead.
 func (*ProducerOpened) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{9}
+	return file_client_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProducerOpened) GetProducerName() string {
@@ -1025,6 +1106,13 @@ func (x *ProducerOpened) GetTopic() string {
 	return ""
 }
 
+func (x *ProducerOpened) GetSchemaVersion() []byte {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return nil
+}
+
 type Receipt struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	SequenceId        int64                  `protobuf:"varint,1,opt,name=sequence_id,json=sequenceId,proto3" json:"sequence_id,omitempty"`
@@ -1036,7 +1124,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_client_proto_msgTypes[10]
+	mi := &file_client_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1136,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[10]
+	mi := &file_client_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1149,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{10}
+	return file_client_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Receipt) GetSequenceId() int64 {
@@ -1096,7 +1184,7 @@ type SendError struct {
 
 func (x *SendError) Reset() {
 	*x = SendError{}
-	mi := &file_client_proto_msgTypes[11]
+	mi := &file_client_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1196,7 @@ func (x *SendError) String() string {
 func (*SendError) ProtoMessage() {}
 
 func (x *SendError) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[11]
+	mi := &file_client_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1209,7 @@ func (x *SendError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendError.ProtoReflect.Descriptor instead.
 func (*SendError) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{11}
+	return file_client_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendError) GetSequenceId() int64 {
@@ -1162,7 +1250,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_client_proto_msgTypes[12]
+	mi := &file_client_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1262,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[12]
+	mi := &file_client_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1275,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{12}
+	return file_client_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConsumeRequest) GetCmd() isConsumeRequest_Cmd {
@@ -1308,13 +1396,16 @@ type Subscribe struct {
 	// replicates to (Pulsar's replicateSubscriptionState): a consumer that
 	// moves to another cluster resumes near where it left off.
 	ReplicateSubscriptionState bool `protobuf:"varint,11,opt,name=replicate_subscription_state,json=replicateSubscriptionState,proto3" json:"replicate_subscription_state,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	// The schema the consumer reads with: added to a topic without one, else
+	// it must be able to read the topic's versions (INCOMPATIBLE_SCHEMA).
+	Schema        *Schema `protobuf:"bytes,12,opt,name=schema,proto3" json:"schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_client_proto_msgTypes[13]
+	mi := &file_client_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1417,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[13]
+	mi := &file_client_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1430,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{13}
+	return file_client_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Subscribe) GetTopic() string {
@@ -1419,6 +1510,13 @@ func (x *Subscribe) GetReplicateSubscriptionState() bool {
 	return false
 }
 
+func (x *Subscribe) GetSchema() *Schema {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
 type Flow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Additional messages the consumer can take.
@@ -1429,7 +1527,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_client_proto_msgTypes[14]
+	mi := &file_client_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1539,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[14]
+	mi := &file_client_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1552,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{14}
+	return file_client_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Flow) GetPermits() uint32 {
@@ -1475,7 +1573,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_client_proto_msgTypes[15]
+	mi := &file_client_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1585,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[15]
+	mi := &file_client_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1598,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{15}
+	return file_client_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Ack) GetRequestId() uint64 {
@@ -1535,7 +1633,7 @@ type Redeliver struct {
 
 func (x *Redeliver) Reset() {
 	*x = Redeliver{}
-	mi := &file_client_proto_msgTypes[16]
+	mi := &file_client_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1645,7 @@ func (x *Redeliver) String() string {
 func (*Redeliver) ProtoMessage() {}
 
 func (x *Redeliver) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[16]
+	mi := &file_client_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1658,7 @@ func (x *Redeliver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Redeliver.ProtoReflect.Descriptor instead.
 func (*Redeliver) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{16}
+	return file_client_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Redeliver) GetMessageIds() []*MessageId {
@@ -1584,7 +1682,7 @@ type Seek struct {
 
 func (x *Seek) Reset() {
 	*x = Seek{}
-	mi := &file_client_proto_msgTypes[17]
+	mi := &file_client_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1694,7 @@ func (x *Seek) String() string {
 func (*Seek) ProtoMessage() {}
 
 func (x *Seek) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[17]
+	mi := &file_client_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1707,7 @@ func (x *Seek) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seek.ProtoReflect.Descriptor instead.
 func (*Seek) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{17}
+	return file_client_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Seek) GetRequestId() uint64 {
@@ -1670,7 +1768,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_client_proto_msgTypes[18]
+	mi := &file_client_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1780,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[18]
+	mi := &file_client_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1793,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{18}
+	return file_client_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Unsubscribe) GetRequestId() uint64 {
@@ -1721,7 +1819,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_client_proto_msgTypes[19]
+	mi := &file_client_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1831,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[19]
+	mi := &file_client_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1844,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{19}
+	return file_client_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConsumeResponse) GetCmd() isConsumeResponse_Cmd {
@@ -1845,7 +1943,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_client_proto_msgTypes[20]
+	mi := &file_client_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1955,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[20]
+	mi := &file_client_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1968,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{20}
+	return file_client_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Subscribed) GetConsumerName() string {
@@ -1903,7 +2001,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_client_proto_msgTypes[21]
+	mi := &file_client_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2013,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[21]
+	mi := &file_client_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2026,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{21}
+	return file_client_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Message) GetMessageId() *MessageId {
@@ -1971,7 +2069,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_client_proto_msgTypes[22]
+	mi := &file_client_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2081,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[22]
+	mi := &file_client_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2094,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{22}
+	return file_client_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CommandResult) GetRequestId() uint64 {
@@ -2029,7 +2127,7 @@ type ActiveConsumerChange struct {
 
 func (x *ActiveConsumerChange) Reset() {
 	*x = ActiveConsumerChange{}
-	mi := &file_client_proto_msgTypes[23]
+	mi := &file_client_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2139,7 @@ func (x *ActiveConsumerChange) String() string {
 func (*ActiveConsumerChange) ProtoMessage() {}
 
 func (x *ActiveConsumerChange) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[23]
+	mi := &file_client_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2152,7 @@ func (x *ActiveConsumerChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActiveConsumerChange.ProtoReflect.Descriptor instead.
 func (*ActiveConsumerChange) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{23}
+	return file_client_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ActiveConsumerChange) GetIsActive() bool {
@@ -2072,7 +2170,7 @@ type EndOfTopic struct {
 
 func (x *EndOfTopic) Reset() {
 	*x = EndOfTopic{}
-	mi := &file_client_proto_msgTypes[24]
+	mi := &file_client_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2182,7 @@ func (x *EndOfTopic) String() string {
 func (*EndOfTopic) ProtoMessage() {}
 
 func (x *EndOfTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[24]
+	mi := &file_client_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2195,7 @@ func (x *EndOfTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndOfTopic.ProtoReflect.Descriptor instead.
 func (*EndOfTopic) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{24}
+	return file_client_proto_rawDescGZIP(), []int{25}
 }
 
 type LastMessageIdRequest struct {
@@ -2109,7 +2207,7 @@ type LastMessageIdRequest struct {
 
 func (x *LastMessageIdRequest) Reset() {
 	*x = LastMessageIdRequest{}
-	mi := &file_client_proto_msgTypes[25]
+	mi := &file_client_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2219,7 @@ func (x *LastMessageIdRequest) String() string {
 func (*LastMessageIdRequest) ProtoMessage() {}
 
 func (x *LastMessageIdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[25]
+	mi := &file_client_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2232,7 @@ func (x *LastMessageIdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastMessageIdRequest.ProtoReflect.Descriptor instead.
 func (*LastMessageIdRequest) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{25}
+	return file_client_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LastMessageIdRequest) GetTopic() string {
@@ -2153,7 +2251,7 @@ type LastMessageIdResponse struct {
 
 func (x *LastMessageIdResponse) Reset() {
 	*x = LastMessageIdResponse{}
-	mi := &file_client_proto_msgTypes[26]
+	mi := &file_client_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2263,7 @@ func (x *LastMessageIdResponse) String() string {
 func (*LastMessageIdResponse) ProtoMessage() {}
 
 func (x *LastMessageIdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_client_proto_msgTypes[26]
+	mi := &file_client_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2276,7 @@ func (x *LastMessageIdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastMessageIdResponse.ProtoReflect.Descriptor instead.
 func (*LastMessageIdResponse) Descriptor() ([]byte, []int) {
-	return file_client_proto_rawDescGZIP(), []int{26}
+	return file_client_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LastMessageIdResponse) GetMessageId() *MessageId {
@@ -2223,14 +2321,24 @@ const file_client_proto_rawDesc = "" +
 	"\x0eProduceRequest\x124\n" +
 	"\x04open\x18\x01 \x01(\v2\x1e.strata.client.v1.ProducerOpenH\x00R\x04open\x12,\n" +
 	"\x04send\x18\x02 \x01(\v2\x16.strata.client.v1.SendH\x00R\x04sendB\x05\n" +
-	"\x03cmd\"\x97\x02\n" +
+	"\x03cmd\"\xc9\x02\n" +
 	"\fProducerOpen\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12#\n" +
 	"\rproducer_name\x18\x02 \x01(\tR\fproducerName\x12E\n" +
 	"\vaccess_mode\x18\x03 \x01(\x0e2$.strata.client.v1.ProducerAccessModeR\n" +
 	"accessMode\x12H\n" +
-	"\bmetadata\x18\x04 \x03(\v2,.strata.client.v1.ProducerOpen.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x04 \x03(\v2,.strata.client.v1.ProducerOpen.MetadataEntryR\bmetadata\x120\n" +
+	"\x06schema\x18\x05 \x01(\v2\x18.strata.client.v1.SchemaR\x06schema\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb9\x01\n" +
+	"\x06Schema\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12H\n" +
+	"\n" +
+	"properties\x18\x03 \x03(\v2(.strata.client.v1.Schema.PropertiesEntryR\n" +
+	"properties\x1a=\n" +
+	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x01\n" +
 	"\x04Send\x12\x1f\n" +
@@ -2244,12 +2352,13 @@ const file_client_proto_rawDesc = "" +
 	"\areceipt\x18\x02 \x01(\v2\x19.strata.client.v1.ReceiptH\x00R\areceipt\x12<\n" +
 	"\n" +
 	"send_error\x18\x03 \x01(\v2\x1b.strata.client.v1.SendErrorH\x00R\tsendErrorB\x05\n" +
-	"\x03cmd\"\x9f\x01\n" +
+	"\x03cmd\"\xc6\x01\n" +
 	"\x0eProducerOpened\x12#\n" +
 	"\rproducer_name\x18\x01 \x01(\tR\fproducerName\x12(\n" +
 	"\x10last_sequence_id\x18\x02 \x01(\x03R\x0elastSequenceId\x12(\n" +
 	"\x10max_message_size\x18\x03 \x01(\x03R\x0emaxMessageSize\x12\x14\n" +
-	"\x05topic\x18\x04 \x01(\tR\x05topic\"\x96\x01\n" +
+	"\x05topic\x18\x04 \x01(\tR\x05topic\x12%\n" +
+	"\x0eschema_version\x18\x05 \x01(\fR\rschemaVersion\"\x96\x01\n" +
 	"\aReceipt\x12\x1f\n" +
 	"\vsequence_id\x18\x01 \x01(\x03R\n" +
 	"sequenceId\x12.\n" +
@@ -2268,7 +2377,7 @@ const file_client_proto_rawDesc = "" +
 	"\tredeliver\x18\x04 \x01(\v2\x1b.strata.client.v1.RedeliverH\x00R\tredeliver\x12,\n" +
 	"\x04seek\x18\x05 \x01(\v2\x16.strata.client.v1.SeekH\x00R\x04seek\x12A\n" +
 	"\vunsubscribe\x18\x06 \x01(\v2\x1d.strata.client.v1.UnsubscribeH\x00R\vunsubscribeB\x05\n" +
-	"\x03cmd\"\xe7\x04\n" +
+	"\x03cmd\"\x99\x05\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x126\n" +
@@ -2281,7 +2390,8 @@ const file_client_proto_rawDesc = "" +
 	"\x0fstart_inclusive\x18\t \x01(\bR\x0estartInclusive\x12E\n" +
 	"\bmetadata\x18\n" +
 	" \x03(\v2).strata.client.v1.Subscribe.MetadataEntryR\bmetadata\x12@\n" +
-	"\x1creplicate_subscription_state\x18\v \x01(\bR\x1areplicateSubscriptionState\x1a;\n" +
+	"\x1creplicate_subscription_state\x18\v \x01(\bR\x1areplicateSubscriptionState\x120\n" +
+	"\x06schema\x18\f \x01(\v2\x18.strata.client.v1.SchemaR\x06schema\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\" \n" +
@@ -2355,7 +2465,7 @@ const file_client_proto_rawDesc = "" +
 	"\x0fInitialPosition\x12\n" +
 	"\n" +
 	"\x06LATEST\x10\x00\x12\f\n" +
-	"\bEARLIEST\x10\x01*\xa2\x04\n" +
+	"\bEARLIEST\x10\x01*\xbb\x04\n" +
 	"\vServerError\x12\x0e\n" +
 	"\n" +
 	"NONE_ERROR\x10\x00\x12\x11\n" +
@@ -2382,7 +2492,8 @@ const file_client_proto_rawDesc = "" +
 	"\x12INVALID_MESSAGE_ID\x10\x14\x12\x17\n" +
 	"\x13NAMESPACE_NOT_FOUND\x10\x15\x12\x0f\n" +
 	"\vTOPIC_MOVED\x10\x16\x12\x0f\n" +
-	"\vBAD_REQUEST\x10\x172\xd3\x03\n" +
+	"\vBAD_REQUEST\x10\x17\x12\x17\n" +
+	"\x13INCOMPATIBLE_SCHEMA\x10\x182\xd3\x03\n" +
 	"\x06Broker\x12K\n" +
 	"\x06Lookup\x12\x1f.strata.client.v1.LookupRequest\x1a .strata.client.v1.LookupResponse\x12r\n" +
 	"\x13PartitionedMetadata\x12,.strata.client.v1.PartitionedMetadataRequest\x1a-.strata.client.v1.PartitionedMetadataResponse\x12R\n" +
@@ -2403,7 +2514,7 @@ func file_client_proto_rawDescGZIP() []byte {
 }
 
 var file_client_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_client_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_client_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_client_proto_goTypes = []any{
 	(ProducerAccessMode)(0),             // 0: strata.client.v1.ProducerAccessMode
 	(SubscriptionType)(0),               // 1: strata.client.v1.SubscriptionType
@@ -2417,76 +2528,81 @@ var file_client_proto_goTypes = []any{
 	(*PartitionedMetadataResponse)(nil), // 9: strata.client.v1.PartitionedMetadataResponse
 	(*ProduceRequest)(nil),              // 10: strata.client.v1.ProduceRequest
 	(*ProducerOpen)(nil),                // 11: strata.client.v1.ProducerOpen
-	(*Send)(nil),                        // 12: strata.client.v1.Send
-	(*ProduceResponse)(nil),             // 13: strata.client.v1.ProduceResponse
-	(*ProducerOpened)(nil),              // 14: strata.client.v1.ProducerOpened
-	(*Receipt)(nil),                     // 15: strata.client.v1.Receipt
-	(*SendError)(nil),                   // 16: strata.client.v1.SendError
-	(*ConsumeRequest)(nil),              // 17: strata.client.v1.ConsumeRequest
-	(*Subscribe)(nil),                   // 18: strata.client.v1.Subscribe
-	(*Flow)(nil),                        // 19: strata.client.v1.Flow
-	(*Ack)(nil),                         // 20: strata.client.v1.Ack
-	(*Redeliver)(nil),                   // 21: strata.client.v1.Redeliver
-	(*Seek)(nil),                        // 22: strata.client.v1.Seek
-	(*Unsubscribe)(nil),                 // 23: strata.client.v1.Unsubscribe
-	(*ConsumeResponse)(nil),             // 24: strata.client.v1.ConsumeResponse
-	(*Subscribed)(nil),                  // 25: strata.client.v1.Subscribed
-	(*Message)(nil),                     // 26: strata.client.v1.Message
-	(*CommandResult)(nil),               // 27: strata.client.v1.CommandResult
-	(*ActiveConsumerChange)(nil),        // 28: strata.client.v1.ActiveConsumerChange
-	(*EndOfTopic)(nil),                  // 29: strata.client.v1.EndOfTopic
-	(*LastMessageIdRequest)(nil),        // 30: strata.client.v1.LastMessageIdRequest
-	(*LastMessageIdResponse)(nil),       // 31: strata.client.v1.LastMessageIdResponse
-	nil,                                 // 32: strata.client.v1.ProducerOpen.MetadataEntry
-	nil,                                 // 33: strata.client.v1.Subscribe.MetadataEntry
+	(*Schema)(nil),                      // 12: strata.client.v1.Schema
+	(*Send)(nil),                        // 13: strata.client.v1.Send
+	(*ProduceResponse)(nil),             // 14: strata.client.v1.ProduceResponse
+	(*ProducerOpened)(nil),              // 15: strata.client.v1.ProducerOpened
+	(*Receipt)(nil),                     // 16: strata.client.v1.Receipt
+	(*SendError)(nil),                   // 17: strata.client.v1.SendError
+	(*ConsumeRequest)(nil),              // 18: strata.client.v1.ConsumeRequest
+	(*Subscribe)(nil),                   // 19: strata.client.v1.Subscribe
+	(*Flow)(nil),                        // 20: strata.client.v1.Flow
+	(*Ack)(nil),                         // 21: strata.client.v1.Ack
+	(*Redeliver)(nil),                   // 22: strata.client.v1.Redeliver
+	(*Seek)(nil),                        // 23: strata.client.v1.Seek
+	(*Unsubscribe)(nil),                 // 24: strata.client.v1.Unsubscribe
+	(*ConsumeResponse)(nil),             // 25: strata.client.v1.ConsumeResponse
+	(*Subscribed)(nil),                  // 26: strata.client.v1.Subscribed
+	(*Message)(nil),                     // 27: strata.client.v1.Message
+	(*CommandResult)(nil),               // 28: strata.client.v1.CommandResult
+	(*ActiveConsumerChange)(nil),        // 29: strata.client.v1.ActiveConsumerChange
+	(*EndOfTopic)(nil),                  // 30: strata.client.v1.EndOfTopic
+	(*LastMessageIdRequest)(nil),        // 31: strata.client.v1.LastMessageIdRequest
+	(*LastMessageIdResponse)(nil),       // 32: strata.client.v1.LastMessageIdResponse
+	nil,                                 // 33: strata.client.v1.ProducerOpen.MetadataEntry
+	nil,                                 // 34: strata.client.v1.Schema.PropertiesEntry
+	nil,                                 // 35: strata.client.v1.Subscribe.MetadataEntry
 }
 var file_client_proto_depIdxs = []int32{
 	4,  // 0: strata.client.v1.LookupResponse.kind:type_name -> strata.client.v1.LookupResponse.Kind
 	11, // 1: strata.client.v1.ProduceRequest.open:type_name -> strata.client.v1.ProducerOpen
-	12, // 2: strata.client.v1.ProduceRequest.send:type_name -> strata.client.v1.Send
+	13, // 2: strata.client.v1.ProduceRequest.send:type_name -> strata.client.v1.Send
 	0,  // 3: strata.client.v1.ProducerOpen.access_mode:type_name -> strata.client.v1.ProducerAccessMode
-	32, // 4: strata.client.v1.ProducerOpen.metadata:type_name -> strata.client.v1.ProducerOpen.MetadataEntry
-	14, // 5: strata.client.v1.ProduceResponse.opened:type_name -> strata.client.v1.ProducerOpened
-	15, // 6: strata.client.v1.ProduceResponse.receipt:type_name -> strata.client.v1.Receipt
-	16, // 7: strata.client.v1.ProduceResponse.send_error:type_name -> strata.client.v1.SendError
-	5,  // 8: strata.client.v1.Receipt.message_id:type_name -> strata.client.v1.MessageId
-	3,  // 9: strata.client.v1.SendError.error:type_name -> strata.client.v1.ServerError
-	18, // 10: strata.client.v1.ConsumeRequest.subscribe:type_name -> strata.client.v1.Subscribe
-	19, // 11: strata.client.v1.ConsumeRequest.flow:type_name -> strata.client.v1.Flow
-	20, // 12: strata.client.v1.ConsumeRequest.ack:type_name -> strata.client.v1.Ack
-	21, // 13: strata.client.v1.ConsumeRequest.redeliver:type_name -> strata.client.v1.Redeliver
-	22, // 14: strata.client.v1.ConsumeRequest.seek:type_name -> strata.client.v1.Seek
-	23, // 15: strata.client.v1.ConsumeRequest.unsubscribe:type_name -> strata.client.v1.Unsubscribe
-	1,  // 16: strata.client.v1.Subscribe.type:type_name -> strata.client.v1.SubscriptionType
-	2,  // 17: strata.client.v1.Subscribe.initial_position:type_name -> strata.client.v1.InitialPosition
-	5,  // 18: strata.client.v1.Subscribe.start_message_id:type_name -> strata.client.v1.MessageId
-	33, // 19: strata.client.v1.Subscribe.metadata:type_name -> strata.client.v1.Subscribe.MetadataEntry
-	5,  // 20: strata.client.v1.Ack.message_ids:type_name -> strata.client.v1.MessageId
-	5,  // 21: strata.client.v1.Redeliver.message_ids:type_name -> strata.client.v1.MessageId
-	5,  // 22: strata.client.v1.Seek.message_id:type_name -> strata.client.v1.MessageId
-	25, // 23: strata.client.v1.ConsumeResponse.subscribed:type_name -> strata.client.v1.Subscribed
-	26, // 24: strata.client.v1.ConsumeResponse.message:type_name -> strata.client.v1.Message
-	27, // 25: strata.client.v1.ConsumeResponse.result:type_name -> strata.client.v1.CommandResult
-	28, // 26: strata.client.v1.ConsumeResponse.active_change:type_name -> strata.client.v1.ActiveConsumerChange
-	29, // 27: strata.client.v1.ConsumeResponse.end_of_topic:type_name -> strata.client.v1.EndOfTopic
-	5,  // 28: strata.client.v1.Message.message_id:type_name -> strata.client.v1.MessageId
-	3,  // 29: strata.client.v1.CommandResult.error:type_name -> strata.client.v1.ServerError
-	5,  // 30: strata.client.v1.LastMessageIdResponse.message_id:type_name -> strata.client.v1.MessageId
-	6,  // 31: strata.client.v1.Broker.Lookup:input_type -> strata.client.v1.LookupRequest
-	8,  // 32: strata.client.v1.Broker.PartitionedMetadata:input_type -> strata.client.v1.PartitionedMetadataRequest
-	10, // 33: strata.client.v1.Broker.Produce:input_type -> strata.client.v1.ProduceRequest
-	17, // 34: strata.client.v1.Broker.Consume:input_type -> strata.client.v1.ConsumeRequest
-	30, // 35: strata.client.v1.Broker.LastMessageId:input_type -> strata.client.v1.LastMessageIdRequest
-	7,  // 36: strata.client.v1.Broker.Lookup:output_type -> strata.client.v1.LookupResponse
-	9,  // 37: strata.client.v1.Broker.PartitionedMetadata:output_type -> strata.client.v1.PartitionedMetadataResponse
-	13, // 38: strata.client.v1.Broker.Produce:output_type -> strata.client.v1.ProduceResponse
-	24, // 39: strata.client.v1.Broker.Consume:output_type -> strata.client.v1.ConsumeResponse
-	31, // 40: strata.client.v1.Broker.LastMessageId:output_type -> strata.client.v1.LastMessageIdResponse
-	36, // [36:41] is the sub-list for method output_type
-	31, // [31:36] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	33, // 4: strata.client.v1.ProducerOpen.metadata:type_name -> strata.client.v1.ProducerOpen.MetadataEntry
+	12, // 5: strata.client.v1.ProducerOpen.schema:type_name -> strata.client.v1.Schema
+	34, // 6: strata.client.v1.Schema.properties:type_name -> strata.client.v1.Schema.PropertiesEntry
+	15, // 7: strata.client.v1.ProduceResponse.opened:type_name -> strata.client.v1.ProducerOpened
+	16, // 8: strata.client.v1.ProduceResponse.receipt:type_name -> strata.client.v1.Receipt
+	17, // 9: strata.client.v1.ProduceResponse.send_error:type_name -> strata.client.v1.SendError
+	5,  // 10: strata.client.v1.Receipt.message_id:type_name -> strata.client.v1.MessageId
+	3,  // 11: strata.client.v1.SendError.error:type_name -> strata.client.v1.ServerError
+	19, // 12: strata.client.v1.ConsumeRequest.subscribe:type_name -> strata.client.v1.Subscribe
+	20, // 13: strata.client.v1.ConsumeRequest.flow:type_name -> strata.client.v1.Flow
+	21, // 14: strata.client.v1.ConsumeRequest.ack:type_name -> strata.client.v1.Ack
+	22, // 15: strata.client.v1.ConsumeRequest.redeliver:type_name -> strata.client.v1.Redeliver
+	23, // 16: strata.client.v1.ConsumeRequest.seek:type_name -> strata.client.v1.Seek
+	24, // 17: strata.client.v1.ConsumeRequest.unsubscribe:type_name -> strata.client.v1.Unsubscribe
+	1,  // 18: strata.client.v1.Subscribe.type:type_name -> strata.client.v1.SubscriptionType
+	2,  // 19: strata.client.v1.Subscribe.initial_position:type_name -> strata.client.v1.InitialPosition
+	5,  // 20: strata.client.v1.Subscribe.start_message_id:type_name -> strata.client.v1.MessageId
+	35, // 21: strata.client.v1.Subscribe.metadata:type_name -> strata.client.v1.Subscribe.MetadataEntry
+	12, // 22: strata.client.v1.Subscribe.schema:type_name -> strata.client.v1.Schema
+	5,  // 23: strata.client.v1.Ack.message_ids:type_name -> strata.client.v1.MessageId
+	5,  // 24: strata.client.v1.Redeliver.message_ids:type_name -> strata.client.v1.MessageId
+	5,  // 25: strata.client.v1.Seek.message_id:type_name -> strata.client.v1.MessageId
+	26, // 26: strata.client.v1.ConsumeResponse.subscribed:type_name -> strata.client.v1.Subscribed
+	27, // 27: strata.client.v1.ConsumeResponse.message:type_name -> strata.client.v1.Message
+	28, // 28: strata.client.v1.ConsumeResponse.result:type_name -> strata.client.v1.CommandResult
+	29, // 29: strata.client.v1.ConsumeResponse.active_change:type_name -> strata.client.v1.ActiveConsumerChange
+	30, // 30: strata.client.v1.ConsumeResponse.end_of_topic:type_name -> strata.client.v1.EndOfTopic
+	5,  // 31: strata.client.v1.Message.message_id:type_name -> strata.client.v1.MessageId
+	3,  // 32: strata.client.v1.CommandResult.error:type_name -> strata.client.v1.ServerError
+	5,  // 33: strata.client.v1.LastMessageIdResponse.message_id:type_name -> strata.client.v1.MessageId
+	6,  // 34: strata.client.v1.Broker.Lookup:input_type -> strata.client.v1.LookupRequest
+	8,  // 35: strata.client.v1.Broker.PartitionedMetadata:input_type -> strata.client.v1.PartitionedMetadataRequest
+	10, // 36: strata.client.v1.Broker.Produce:input_type -> strata.client.v1.ProduceRequest
+	18, // 37: strata.client.v1.Broker.Consume:input_type -> strata.client.v1.ConsumeRequest
+	31, // 38: strata.client.v1.Broker.LastMessageId:input_type -> strata.client.v1.LastMessageIdRequest
+	7,  // 39: strata.client.v1.Broker.Lookup:output_type -> strata.client.v1.LookupResponse
+	9,  // 40: strata.client.v1.Broker.PartitionedMetadata:output_type -> strata.client.v1.PartitionedMetadataResponse
+	14, // 41: strata.client.v1.Broker.Produce:output_type -> strata.client.v1.ProduceResponse
+	25, // 42: strata.client.v1.Broker.Consume:output_type -> strata.client.v1.ConsumeResponse
+	32, // 43: strata.client.v1.Broker.LastMessageId:output_type -> strata.client.v1.LastMessageIdResponse
+	39, // [39:44] is the sub-list for method output_type
+	34, // [34:39] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_client_proto_init() }
@@ -2498,12 +2614,12 @@ func file_client_proto_init() {
 		(*ProduceRequest_Open)(nil),
 		(*ProduceRequest_Send)(nil),
 	}
-	file_client_proto_msgTypes[8].OneofWrappers = []any{
+	file_client_proto_msgTypes[9].OneofWrappers = []any{
 		(*ProduceResponse_Opened)(nil),
 		(*ProduceResponse_Receipt)(nil),
 		(*ProduceResponse_SendError)(nil),
 	}
-	file_client_proto_msgTypes[12].OneofWrappers = []any{
+	file_client_proto_msgTypes[13].OneofWrappers = []any{
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Flow)(nil),
 		(*ConsumeRequest_Ack)(nil),
@@ -2511,11 +2627,11 @@ func file_client_proto_init() {
 		(*ConsumeRequest_Seek)(nil),
 		(*ConsumeRequest_Unsubscribe)(nil),
 	}
-	file_client_proto_msgTypes[17].OneofWrappers = []any{
+	file_client_proto_msgTypes[18].OneofWrappers = []any{
 		(*Seek_MessageId)(nil),
 		(*Seek_PublishTime)(nil),
 	}
-	file_client_proto_msgTypes[19].OneofWrappers = []any{
+	file_client_proto_msgTypes[20].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Message)(nil),
 		(*ConsumeResponse_Result)(nil),
@@ -2528,7 +2644,7 @@ func file_client_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_proto_rawDesc), len(file_client_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,11 +1,14 @@
 package pulsarcompat
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+
+	strata "github.com/strata-mq/strata/client"
 )
 
 type userV1 struct {
@@ -108,5 +111,64 @@ func TestSchemaStringAndBytes(t *testing.T) {
 	adminGet(t, "/admin/v2/schemas/public/default/"+topic[len("persistent://public/default/"):]+"/schema", &stored)
 	if stored.Type != "STRING" {
 		t.Fatalf("stored schema type %q", stored.Type)
+	}
+}
+
+// TestSchemaInterop: Strata's typed producer (Avro) and a Pulsar client
+// with the same schema read each other's values, on one schema version.
+func TestSchemaInterop(t *testing.T) {
+	ctx := ctxT(t, time.Minute)
+	pc := newClient(t)
+	sc := newStrataClient(t)
+	topic := topicName(t)
+	avroSchema, err := strata.AvroSchema[userV1](avroV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcons := subscribe(t, pc, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "p", Schema: pulsar.NewAvroSchema(avroV1, nil)})
+	scons, err := strata.NewConsumer(ctx, sc, topic, "s", avroSchema, strata.WithInitialPosition(strata.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scons.Close()
+	sp, err := strata.NewProducer(ctx, sc, topic, avroSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	pp, err := pc.CreateProducer(pulsar.ProducerOptions{Topic: topic, Schema: pulsar.NewAvroSchema(avroV1, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pp.Close()
+	if _, err := sp.SendValue(ctx, &strata.TypedMessage[userV1]{Value: userV1{"from-strata", 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pp.Send(ctx, &pulsar.ProducerMessage{Value: &userV1{"from-pulsar", 2}}); err != nil {
+		t.Fatal(err)
+	}
+	var fromPulsar []userV1
+	for range 2 {
+		m, err := pcons.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u userV1
+		if err := m.GetSchemaValue(&u); err != nil {
+			t.Fatal(err)
+		}
+		fromPulsar = append(fromPulsar, u)
+	}
+	var fromStrata []userV1
+	for range 2 {
+		v, _, err := scons.ReceiveValue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromStrata = append(fromStrata, v)
+	}
+	want := []userV1{{"from-strata", 1}, {"from-pulsar", 2}}
+	if !slices.Equal(fromPulsar, want) || !slices.Equal(fromStrata, want) {
+		t.Fatalf("Pulsar consumer read %v, Strata consumer %v, want %v", fromPulsar, fromStrata, want)
 	}
 }
