@@ -49,7 +49,7 @@ func JSONSchema[T any](definition string) Schema[T] {
 
 type jsonSchema[T any] struct{ info SchemaInfo }
 
-func (s jsonSchema[T]) Info() SchemaInfo            { return s.info }
+func (s jsonSchema[T]) Info() SchemaInfo           { return s.info }
 func (s jsonSchema[T]) Encode(v T) ([]byte, error) { return json.Marshal(v) }
 func (s jsonSchema[T]) Decode(b []byte) (T, error) {
 	var v T
@@ -72,7 +72,7 @@ type avroSchema[T any] struct {
 	schema avro.Schema
 }
 
-func (s avroSchema[T]) Info() SchemaInfo            { return s.info }
+func (s avroSchema[T]) Info() SchemaInfo           { return s.info }
 func (s avroSchema[T]) Encode(v T) ([]byte, error) { return avro.Marshal(s.schema, v) }
 func (s avroSchema[T]) Decode(b []byte) (T, error) {
 	var v T
@@ -92,7 +92,7 @@ type protoSchema[T proto.Message] struct {
 	newT func() T
 }
 
-func (s protoSchema[T]) Info() SchemaInfo            { return s.info }
+func (s protoSchema[T]) Info() SchemaInfo           { return s.info }
 func (s protoSchema[T]) Encode(v T) ([]byte, error) { return proto.Marshal(v) }
 func (s protoSchema[T]) Decode(b []byte) (T, error) {
 	v := s.newT()
@@ -107,7 +107,7 @@ type primitive[T any] struct {
 	dec func([]byte) (T, error)
 }
 
-func (s primitive[T]) Info() SchemaInfo            { return SchemaInfo{Type: s.typ} }
+func (s primitive[T]) Info() SchemaInfo           { return SchemaInfo{Type: s.typ} }
 func (s primitive[T]) Encode(v T) ([]byte, error) { return s.enc(v), nil }
 func (s primitive[T]) Decode(b []byte) (T, error) { return s.dec(b) }
 
