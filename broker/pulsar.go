@@ -376,6 +376,9 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		return
 	}
 	version, err := pc.b.schemaForProducer(pc.ctx, t.name, declared)
+	if err == nil && m.GetInitialSubscriptionName() != "" {
+		err = pc.b.initialSubscription(pc.ctx, t, m.GetInitialSubscriptionName(), pc.role)
+	}
 	if err != nil {
 		t.removeProducer(p)
 		pc.replyErr(reqID, err)
@@ -1003,4 +1006,28 @@ func (pc *pulsarConn) getOrCreateSchema(g *pulsarpb.CommandGetOrCreateSchema) {
 		resp.SchemaVersion = version
 	}
 	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE.Enum(), GetOrCreateSchemaResponse: resp})
+}
+
+// initialSubscription creates a producer's initial subscription (Pulsar's
+// initial_subscription_name, which dead-letter producers use so that
+// nothing sent before a consumer comes is lost) unless it exists. The
+// producer's role must be allowed to consume with it.
+func (b *Broker) initialSubscription(ctx context.Context, t *Topic, name, role string) error {
+	if err := validSubscription(name); err != nil {
+		return err
+	}
+	if err := b.authz.CanConsume(ctx, role, t.name, name); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	_, exists := t.mu.subs[name]
+	t.mu.Unlock()
+	if exists {
+		return nil
+	}
+	if err := t.checkSubscriptionLimit(); err != nil {
+		return err
+	}
+	_, err := t.ml.OpenCursor(ctx, name, managed.Latest)
+	return err
 }

@@ -170,11 +170,17 @@ func CheckEntry(md *MessageMetadata, payload []byte, maxUncompressed int) error 
 	if n < 1 || n > size/minBatchMessage {
 		return fmt.Errorf("%w: %d batch messages cannot fit in %d bytes", ErrMalformed, n, size)
 	}
-	if md.GetCompression() == CompressionType_NONE {
+	if md.GetCompression() == CompressionType_NONE && !md.Encrypted() {
 		_, err := DecodeBatch(payload, n)
 		return err
 	}
 	return nil
+}
+
+// Encrypted reports whether the payload is end-to-end encrypted (cipher
+// text only consumers with the key can read).
+func (m *MessageMetadata) Encrypted() bool {
+	return len(m.EncryptionKeys) > 0 || len(m.EncryptionParam) > 0
 }
 
 // Key returns the key that routes an entry on Key_Shared subscriptions: the

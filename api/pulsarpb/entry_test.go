@@ -149,3 +149,21 @@ func mustEntry(t testing.TB, md *MessageMetadata, payload []byte) []byte {
 	}
 	return e
 }
+
+// TestCheckEntryEncrypted: an encrypted batch is cipher text, so it is not
+// split (it cannot be), but its count must still fit its bytes.
+func TestCheckEntryEncrypted(t *testing.T) {
+	cipher := bytes.Repeat([]byte{0xa5}, 64) // not a batch layout
+	md := &MessageMetadata{NumMessagesInBatch: proto.Int32(5), EncryptionKeys: []*EncryptionKeys{{Key: proto.String("app.key"), Value: []byte{1}}}}
+	if err := CheckEntry(md, cipher, 1<<20); err != nil {
+		t.Fatalf("encrypted batch: %v", err)
+	}
+	md.NumMessagesInBatch = proto.Int32(17) // 17 messages cannot fit in 64 bytes
+	if err := CheckEntry(md, cipher, 1<<20); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("encrypted batch with an impossible count: %v", err)
+	}
+	plain := &MessageMetadata{NumMessagesInBatch: proto.Int32(5)}
+	if err := CheckEntry(plain, cipher, 1<<20); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("the same bytes unencrypted: %v, want ErrMalformed", err)
+	}
+}

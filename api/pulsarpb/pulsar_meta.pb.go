@@ -149,6 +149,68 @@ func (x *KeyValue) GetValue() string {
 	return ""
 }
 
+// EncryptionKeys carries a message's data key, encrypted with one of the
+// consumers' public keys (end-to-end encryption: the broker never decrypts).
+type EncryptionKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *string                `protobuf:"bytes,1,req,name=key" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,req,name=value" json:"value,omitempty"`
+	Metadata      []*KeyValue            `protobuf:"bytes,3,rep,name=metadata" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptionKeys) Reset() {
+	*x = EncryptionKeys{}
+	mi := &file_pulsar_meta_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptionKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptionKeys) ProtoMessage() {}
+
+func (x *EncryptionKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_pulsar_meta_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptionKeys.ProtoReflect.Descriptor instead.
+func (*EncryptionKeys) Descriptor() ([]byte, []int) {
+	return file_pulsar_meta_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EncryptionKeys) GetKey() string {
+	if x != nil && x.Key != nil {
+		return *x.Key
+	}
+	return ""
+}
+
+func (x *EncryptionKeys) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *EncryptionKeys) GetMetadata() []*KeyValue {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 type MessageMetadata struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ProducerName *string                `protobuf:"bytes,1,req,name=producer_name,json=producerName" json:"producer_name,omitempty"`
@@ -157,16 +219,21 @@ type MessageMetadata struct {
 	PublishTime *uint64     `protobuf:"varint,3,req,name=publish_time,json=publishTime" json:"publish_time,omitempty"`
 	Properties  []*KeyValue `protobuf:"bytes,4,rep,name=properties" json:"properties,omitempty"`
 	// Cluster the message was replicated from (geo-replication loop guard).
-	ReplicatedFrom         *string          `protobuf:"bytes,5,opt,name=replicated_from,json=replicatedFrom" json:"replicated_from,omitempty"`
-	PartitionKey           *string          `protobuf:"bytes,6,opt,name=partition_key,json=partitionKey" json:"partition_key,omitempty"`
-	ReplicateTo            []string         `protobuf:"bytes,7,rep,name=replicate_to,json=replicateTo" json:"replicate_to,omitempty"`
-	Compression            *CompressionType `protobuf:"varint,8,opt,name=compression,enum=strata.pulsar.CompressionType,def=0" json:"compression,omitempty"`
-	UncompressedSize       *uint32          `protobuf:"varint,9,opt,name=uncompressed_size,json=uncompressedSize,def=0" json:"uncompressed_size,omitempty"`
-	NumMessagesInBatch     *int32           `protobuf:"varint,11,opt,name=num_messages_in_batch,json=numMessagesInBatch,def=1" json:"num_messages_in_batch,omitempty"`
-	EventTime              *uint64          `protobuf:"varint,12,opt,name=event_time,json=eventTime,def=0" json:"event_time,omitempty"`
-	SchemaVersion          []byte           `protobuf:"bytes,16,opt,name=schema_version,json=schemaVersion" json:"schema_version,omitempty"`
-	PartitionKeyB64Encoded *bool            `protobuf:"varint,17,opt,name=partition_key_b64_encoded,json=partitionKeyB64Encoded,def=0" json:"partition_key_b64_encoded,omitempty"`
-	OrderingKey            []byte           `protobuf:"bytes,18,opt,name=ordering_key,json=orderingKey" json:"ordering_key,omitempty"`
+	ReplicatedFrom     *string          `protobuf:"bytes,5,opt,name=replicated_from,json=replicatedFrom" json:"replicated_from,omitempty"`
+	PartitionKey       *string          `protobuf:"bytes,6,opt,name=partition_key,json=partitionKey" json:"partition_key,omitempty"`
+	ReplicateTo        []string         `protobuf:"bytes,7,rep,name=replicate_to,json=replicateTo" json:"replicate_to,omitempty"`
+	Compression        *CompressionType `protobuf:"varint,8,opt,name=compression,enum=strata.pulsar.CompressionType,def=0" json:"compression,omitempty"`
+	UncompressedSize   *uint32          `protobuf:"varint,9,opt,name=uncompressed_size,json=uncompressedSize,def=0" json:"uncompressed_size,omitempty"`
+	NumMessagesInBatch *int32           `protobuf:"varint,11,opt,name=num_messages_in_batch,json=numMessagesInBatch,def=1" json:"num_messages_in_batch,omitempty"`
+	EventTime          *uint64          `protobuf:"varint,12,opt,name=event_time,json=eventTime,def=0" json:"event_time,omitempty"`
+	// End-to-end encryption: the payload (the whole batch, after
+	// compression) is cipher text.
+	EncryptionKeys         []*EncryptionKeys `protobuf:"bytes,13,rep,name=encryption_keys,json=encryptionKeys" json:"encryption_keys,omitempty"`
+	EncryptionAlgo         *string           `protobuf:"bytes,14,opt,name=encryption_algo,json=encryptionAlgo" json:"encryption_algo,omitempty"`
+	EncryptionParam        []byte            `protobuf:"bytes,15,opt,name=encryption_param,json=encryptionParam" json:"encryption_param,omitempty"`
+	SchemaVersion          []byte            `protobuf:"bytes,16,opt,name=schema_version,json=schemaVersion" json:"schema_version,omitempty"`
+	PartitionKeyB64Encoded *bool             `protobuf:"varint,17,opt,name=partition_key_b64_encoded,json=partitionKeyB64Encoded,def=0" json:"partition_key_b64_encoded,omitempty"`
+	OrderingKey            []byte            `protobuf:"bytes,18,opt,name=ordering_key,json=orderingKey" json:"ordering_key,omitempty"`
 	// Unix milliseconds before which the message must not be delivered.
 	DeliverAtTime     *int64  `protobuf:"varint,19,opt,name=deliver_at_time,json=deliverAtTime" json:"deliver_at_time,omitempty"`
 	MarkerType        *int32  `protobuf:"varint,20,opt,name=marker_type,json=markerType" json:"marker_type,omitempty"`
@@ -195,7 +262,7 @@ const (
 
 func (x *MessageMetadata) Reset() {
 	*x = MessageMetadata{}
-	mi := &file_pulsar_meta_proto_msgTypes[1]
+	mi := &file_pulsar_meta_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +274,7 @@ func (x *MessageMetadata) String() string {
 func (*MessageMetadata) ProtoMessage() {}
 
 func (x *MessageMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_pulsar_meta_proto_msgTypes[1]
+	mi := &file_pulsar_meta_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +287,7 @@ func (x *MessageMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageMetadata.ProtoReflect.Descriptor instead.
 func (*MessageMetadata) Descriptor() ([]byte, []int) {
-	return file_pulsar_meta_proto_rawDescGZIP(), []int{1}
+	return file_pulsar_meta_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MessageMetadata) GetProducerName() string {
@@ -298,6 +365,27 @@ func (x *MessageMetadata) GetEventTime() uint64 {
 		return *x.EventTime
 	}
 	return Default_MessageMetadata_EventTime
+}
+
+func (x *MessageMetadata) GetEncryptionKeys() []*EncryptionKeys {
+	if x != nil {
+		return x.EncryptionKeys
+	}
+	return nil
+}
+
+func (x *MessageMetadata) GetEncryptionAlgo() string {
+	if x != nil && x.EncryptionAlgo != nil {
+		return *x.EncryptionAlgo
+	}
+	return ""
+}
+
+func (x *MessageMetadata) GetEncryptionParam() []byte {
+	if x != nil {
+		return x.EncryptionParam
+	}
+	return nil
 }
 
 func (x *MessageMetadata) GetSchemaVersion() []byte {
@@ -411,7 +499,7 @@ const (
 
 func (x *SingleMessageMetadata) Reset() {
 	*x = SingleMessageMetadata{}
-	mi := &file_pulsar_meta_proto_msgTypes[2]
+	mi := &file_pulsar_meta_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +511,7 @@ func (x *SingleMessageMetadata) String() string {
 func (*SingleMessageMetadata) ProtoMessage() {}
 
 func (x *SingleMessageMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_pulsar_meta_proto_msgTypes[2]
+	mi := &file_pulsar_meta_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +524,7 @@ func (x *SingleMessageMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SingleMessageMetadata.ProtoReflect.Descriptor instead.
 func (*SingleMessageMetadata) Descriptor() ([]byte, []int) {
-	return file_pulsar_meta_proto_rawDescGZIP(), []int{2}
+	return file_pulsar_meta_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SingleMessageMetadata) GetProperties() []*KeyValue {
@@ -516,7 +604,11 @@ const file_pulsar_meta_proto_rawDesc = "" +
 	"\x11pulsar_meta.proto\x12\rstrata.pulsar\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x02(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x02(\tR\x05value\"\xe6\a\n" +
+	"\x05value\x18\x02 \x02(\tR\x05value\"m\n" +
+	"\x0eEncryptionKeys\x12\x10\n" +
+	"\x03key\x18\x01 \x02(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x02(\fR\x05value\x123\n" +
+	"\bmetadata\x18\x03 \x03(\v2\x17.strata.pulsar.KeyValueR\bmetadata\"\x82\t\n" +
 	"\x0fMessageMetadata\x12#\n" +
 	"\rproducer_name\x18\x01 \x02(\tR\fproducerName\x12\x1f\n" +
 	"\vsequence_id\x18\x02 \x02(\x04R\n" +
@@ -532,7 +624,10 @@ const file_pulsar_meta_proto_rawDesc = "" +
 	"\x11uncompressed_size\x18\t \x01(\r:\x010R\x10uncompressedSize\x124\n" +
 	"\x15num_messages_in_batch\x18\v \x01(\x05:\x011R\x12numMessagesInBatch\x12 \n" +
 	"\n" +
-	"event_time\x18\f \x01(\x04:\x010R\teventTime\x12%\n" +
+	"event_time\x18\f \x01(\x04:\x010R\teventTime\x12F\n" +
+	"\x0fencryption_keys\x18\r \x03(\v2\x1d.strata.pulsar.EncryptionKeysR\x0eencryptionKeys\x12'\n" +
+	"\x0fencryption_algo\x18\x0e \x01(\tR\x0eencryptionAlgo\x12)\n" +
+	"\x10encryption_param\x18\x0f \x01(\fR\x0fencryptionParam\x12%\n" +
 	"\x0eschema_version\x18\x10 \x01(\fR\rschemaVersion\x12@\n" +
 	"\x19partition_key_b64_encoded\x18\x11 \x01(\b:\x05falseR\x16partitionKeyB64Encoded\x12!\n" +
 	"\fordering_key\x18\x12 \x01(\fR\vorderingKey\x12&\n" +
@@ -585,22 +680,25 @@ func file_pulsar_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_pulsar_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pulsar_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_pulsar_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_pulsar_meta_proto_goTypes = []any{
 	(CompressionType)(0),          // 0: strata.pulsar.CompressionType
 	(*KeyValue)(nil),              // 1: strata.pulsar.KeyValue
-	(*MessageMetadata)(nil),       // 2: strata.pulsar.MessageMetadata
-	(*SingleMessageMetadata)(nil), // 3: strata.pulsar.SingleMessageMetadata
+	(*EncryptionKeys)(nil),        // 2: strata.pulsar.EncryptionKeys
+	(*MessageMetadata)(nil),       // 3: strata.pulsar.MessageMetadata
+	(*SingleMessageMetadata)(nil), // 4: strata.pulsar.SingleMessageMetadata
 }
 var file_pulsar_meta_proto_depIdxs = []int32{
-	1, // 0: strata.pulsar.MessageMetadata.properties:type_name -> strata.pulsar.KeyValue
-	0, // 1: strata.pulsar.MessageMetadata.compression:type_name -> strata.pulsar.CompressionType
-	1, // 2: strata.pulsar.SingleMessageMetadata.properties:type_name -> strata.pulsar.KeyValue
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1, // 0: strata.pulsar.EncryptionKeys.metadata:type_name -> strata.pulsar.KeyValue
+	1, // 1: strata.pulsar.MessageMetadata.properties:type_name -> strata.pulsar.KeyValue
+	0, // 2: strata.pulsar.MessageMetadata.compression:type_name -> strata.pulsar.CompressionType
+	2, // 3: strata.pulsar.MessageMetadata.encryption_keys:type_name -> strata.pulsar.EncryptionKeys
+	1, // 4: strata.pulsar.SingleMessageMetadata.properties:type_name -> strata.pulsar.KeyValue
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_pulsar_meta_proto_init() }
@@ -614,7 +712,7 @@ func file_pulsar_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pulsar_meta_proto_rawDesc), len(file_pulsar_meta_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

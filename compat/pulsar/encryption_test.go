@@ -41,8 +41,8 @@ func rsaKeyFiles(t *testing.T) (pub, priv string) {
 	return pub, priv
 }
 
-// TestEncryptionPassesThrough: end-to-end encrypted messages (batched and
-// compressed, and not) are stored and delivered untouched: a consumer with
+// TestEncryptionPassesThrough: end-to-end encrypted messages (batched or
+// not, compressed or not) are stored and delivered untouched: a consumer with
 // the private key reads them, Strata's broker never sees the plain text.
 func TestEncryptionPassesThrough(t *testing.T) {
 	pub, priv := rsaKeyFiles(t)
@@ -53,6 +53,7 @@ func TestEncryptionPassesThrough(t *testing.T) {
 	var want []string
 	for _, o := range []pulsar.ProducerOptions{
 		{DisableBatching: true},
+		{BatchingMaxMessages: 5, BatchingMaxPublishDelay: time.Hour},
 		{BatchingMaxMessages: 5, BatchingMaxPublishDelay: time.Hour, CompressionType: pulsar.LZ4},
 	} {
 		o.Topic = topic
