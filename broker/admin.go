@@ -111,6 +111,7 @@ func (b *Broker) adminMux() *routeMux {
 	mux.HandleFunc("POST "+tp+"/subscription/{sub}/resetcursor/{timestamp}", b.partitionedRoute(b.resetCursorByTime, nil))
 	mux.HandleFunc("POST "+tp+"/subscription/{sub}/resetcursor", b.topicRoute(b.resetCursorByID, true))
 	mux.HandleFunc("GET "+tp+"/lastMessageId", b.topicRoute(b.lastMessageID, true))
+	mux.HandleFunc("GET "+tp+"/ledger/{ledger}/entry/{entry}", b.topicRoute(b.getMessageByID, true))
 	mux.HandleFunc("PUT "+tp+"/unload", b.partitionedRoute(b.unloadTopic, nil))
 	mux.HandleFunc("POST "+tp+"/terminate", b.topicRoute(b.terminate, true))
 	mux.HandleFunc("PUT "+tp+"/offload", b.topicRoute(b.offloadTopic, true))

@@ -48,7 +48,7 @@ type routeCase struct {
 // routeValues fill the path wildcards: tenant tb's resources.
 var routeValues = map[string]string{
 	"tenant": "tb", "namespace": "ns", "topic": "t1", "sub": "s1", "subscription": "s1",
-	"role": "reader", "cluster": testcluster.ClusterName, "n": "1", "seconds": "0", "timestamp": "0", "version": "0",
+	"role": "reader", "cluster": testcluster.ClusterName, "n": "1", "seconds": "0", "timestamp": "0", "version": "0", "entry": "0",
 }
 
 // matrixCallers call every route, in this order: no token, a superuser
@@ -257,13 +257,14 @@ func routeTable() map[string]routeCase {
 		"POST " + ns + "/schemaValidationEnforced":   {access: tenantAdmin, body: "true"},
 
 		// Reading schemas needs produce or consume; changing them, tenant admin.
-		"GET " + sch + "/schema":           {access: lookupRole, want: 404},
-		"GET " + sch + "/schema/{version}": {access: lookupRole, want: 404},
-		"GET " + sch + "/schemas":          {access: lookupRole, want: 404},
-		"POST " + sch + "/schema":          {access: tenantAdmin, body: str, inert: true},
-		"DELETE " + sch + "/schema":        {access: tenantAdmin, inert: true},
-		"POST " + sch + "/compatibility":   {access: lookupRole, body: str, inert: true},
-		"POST " + sch + "/version":         {access: lookupRole, body: str, want: 404, inert: true},
+		"GET " + tp + "/ledger/{ledger}/entry/{entry}": {access: tenantAdmin},
+		"GET " + sch + "/schema":                       {access: lookupRole, want: 404},
+		"GET " + sch + "/schema/{version}":             {access: lookupRole, want: 404},
+		"GET " + sch + "/schemas":                      {access: lookupRole, want: 404},
+		"POST " + sch + "/schema":                      {access: tenantAdmin, body: str, inert: true},
+		"DELETE " + sch + "/schema":                    {access: tenantAdmin, inert: true},
+		"POST " + sch + "/compatibility":               {access: lookupRole, body: str, inert: true},
+		"POST " + sch + "/version":                     {access: lookupRole, body: str, want: 404, inert: true},
 	}
 }
 
