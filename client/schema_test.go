@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/testcluster"
 )
@@ -60,6 +61,25 @@ func TestTypedProducerConsumer(t *testing.T) {
 		}
 		p.Close()
 		cons.Close()
+	}
+	// Protobuf: any generated message, described by an Avro record as
+	// Pulsar's PROTOBUF type is.
+	ptopic := uniqueTopic(t, "typed-proto")
+	ids := client.ProtoSchema[*clientpb.MessageId](`{"type":"record","name":"MessageId","fields":[{"name":"ledger_id","type":"long"}]}`,
+		func() *clientpb.MessageId { return &clientpb.MessageId{} })
+	pp, err := client.NewProducer(ctx, cl, ptopic, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcons, err := client.NewConsumer(ctx, cl, ptopic, "s", ids, client.WithInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pp.SendValue(ctx, &client.TypedMessage[*clientpb.MessageId]{Value: &clientpb.MessageId{LedgerId: 42, EntryId: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := pcons.ReceiveValue(ctx); err != nil || got.LedgerId != 42 || got.EntryId != 7 {
+		t.Fatalf("protobuf: %v %v", got, err)
 	}
 	// Primitives, and a STRING topic refusing an INT32 producer.
 	topic := uniqueTopic(t, "typed-int")
