@@ -74,9 +74,10 @@ type pulsarConn struct {
 }
 
 type pulsarProducer struct {
-	id   uint64
-	p    *Producer
-	done chan struct{}
+	id            uint64
+	p             *Producer
+	schemaVersion []byte
+	done          chan struct{}
 }
 
 type pulsarConsumer struct {
@@ -347,10 +348,19 @@ func (pc *pulsarConn) lookup(m *pulsarpb.CommandLookupTopic) {
 func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 	reqID := m.GetRequestId()
 	pc.mu.Lock()
-	_, dup := pc.mu.producers[m.GetProducerId()]
+	existing := pc.mu.producers[m.GetProducerId()]
 	pc.mu.Unlock()
-	if dup {
-		pc.replyError(reqID, pulsarpb.ServerError_ProducerBusy, fmt.Sprintf("producer id %d is in use on this connection", m.GetProducerId()))
+	if existing != nil {
+		// The client attached again without closing (as Pulsar's broker
+		// does, the producer it has is confirmed).
+		if existing.p.t.name.String() != canonicalTopic(m.GetTopic()) {
+			pc.replyError(reqID, pulsarpb.ServerError_ProducerBusy, fmt.Sprintf("producer id %d is in use on this connection", m.GetProducerId()))
+			return
+		}
+		pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PRODUCER_SUCCESS.Enum(), ProducerSuccess: &pulsarpb.CommandProducerSuccess{
+			RequestId: proto.Uint64(reqID), ProducerName: proto.String(existing.p.name),
+			LastSequenceId: proto.Int64(existing.p.t.dedup.lastSequence(existing.p.name)), SchemaVersion: existing.schemaVersion,
+		}})
 		return
 	}
 	declared, err := wireSchema(m.GetSchema())
@@ -384,7 +394,7 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		pc.replyErr(reqID, err)
 		return
 	}
-	pp := &pulsarProducer{id: m.GetProducerId(), p: p, done: make(chan struct{})}
+	pp := &pulsarProducer{id: m.GetProducerId(), p: p, schemaVersion: version, done: make(chan struct{})}
 	pc.mu.Lock()
 	pc.mu.producers[pp.id] = pp
 	pc.mu.Unlock()
@@ -527,10 +537,16 @@ func (pc *pulsarConn) closeProducer(m *pulsarpb.CommandCloseProducer) {
 func (pc *pulsarConn) subscribe(m *pulsarpb.CommandSubscribe) {
 	reqID := m.GetRequestId()
 	pc.mu.Lock()
-	_, dup := pc.mu.consumers[m.GetConsumerId()]
+	existing := pc.mu.consumers[m.GetConsumerId()]
 	pc.mu.Unlock()
-	if dup {
-		pc.replyError(reqID, pulsarpb.ServerError_ConsumerBusy, fmt.Sprintf("consumer id %d is in use on this connection", m.GetConsumerId()))
+	if existing != nil {
+		// The client subscribed again without closing (as Pulsar's
+		// broker does, the consumer it has is confirmed).
+		if existing.sub.t.name.String() != canonicalTopic(m.GetTopic()) || existing.sub.name != m.GetSubscription() {
+			pc.replyError(reqID, pulsarpb.ServerError_ConsumerBusy, fmt.Sprintf("consumer id %d is in use on this connection", m.GetConsumerId()))
+			return
+		}
+		pc.success(reqID)
 		return
 	}
 	req := &clientpb.Subscribe{
@@ -1030,4 +1046,13 @@ func (b *Broker) initialSubscription(ctx context.Context, t *Topic, name, role s
 	}
 	_, err := t.ml.OpenCursor(ctx, name, managed.Latest)
 	return err
+}
+
+// canonicalTopic returns a topic's full name ("" if it does not parse).
+func canonicalTopic(s string) string {
+	t, err := naming.ParseTopic(s)
+	if err != nil {
+		return ""
+	}
+	return t.String()
 }

@@ -370,3 +370,30 @@ func TestPulsarWireTopicsOfNamespace(t *testing.T) {
 		t.Fatalf("topics of public/default: %v", resp)
 	}
 }
+
+// TestPulsarWireSameIDAgain: a client that sends PRODUCER or SUBSCRIBE
+// again for an id it has open (a reconnect without a close) gets the one
+// it has confirmed, as from Pulsar's broker; the id on another topic is
+// busy.
+func TestPulsarWireSameIDAgain(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	w := dialWire(t, c.Broker(0).GRPCAddr, nil)
+	w.connect("")
+	topic := "persistent://public/default/again"
+	first := w.producer(topic, 1).GetProducerSuccess().GetProducerName()
+	if again := w.producer(topic, 1); again.GetProducerSuccess().GetProducerName() != first || first == "" {
+		t.Fatalf("the same producer id again: %v (first %q)", again, first)
+	}
+	if other := w.producer(topic+"-other", 1); other.GetError().GetError() != pulsarpb.ServerError_ProducerBusy {
+		t.Fatalf("the producer id on another topic: %v", other)
+	}
+	if cmd := w.subscribe(topic, "s", 1); cmd.GetType() != pulsarpb.BaseCommand_SUCCESS {
+		t.Fatalf("subscribe: %v", cmd)
+	}
+	if cmd := w.subscribe(topic, "s", 1); cmd.GetType() != pulsarpb.BaseCommand_SUCCESS {
+		t.Fatalf("the same consumer id again: %v", cmd)
+	}
+	if cmd := w.subscribe(topic, "other", 1); cmd.GetError().GetError() != pulsarpb.ServerError_ConsumerBusy {
+		t.Fatalf("the consumer id on another subscription: %v", cmd)
+	}
+}
