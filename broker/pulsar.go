@@ -382,6 +382,12 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 	}
 	t, p, err := pc.b.openProducer(pc.ctx, open, pc.conn())
 	if err != nil {
+		if open.AccessMode == clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE && errors.Is(err, ErrProducerBusy) {
+			// Pulsar's name for an exclusive producer that cannot have
+			// the topic to itself.
+			pc.replyError(reqID, pulsarpb.ServerError_ProducerFenced, err.Error())
+			return
+		}
 		pc.replyErr(reqID, err)
 		return
 	}

@@ -99,24 +99,20 @@ func (r *Registry) Latest(ctx context.Context, topic string) (Version, error) {
 	return vs[len(vs)-1], nil
 }
 
-// Get returns one version (ErrNotFound if it does not exist or is a
-// deletion).
+// Get returns one version in force (ErrNotFound if it does not exist, or
+// a deletion came at or after it: as in Pulsar, a deleted schema's
+// versions are gone for readers too).
 func (r *Registry) Get(ctx context.Context, topic string, version int64) (Version, error) {
-	kv, err := r.md.Get(ctx, versionKey(topic, version))
-	if errors.Is(err, metadata.ErrNotFound) {
-		return Version{}, fmt.Errorf("%w: topic %s has no schema version %d", ErrNotFound, topic, version)
-	}
+	vs, err := r.Live(ctx, topic)
 	if err != nil {
 		return Version{}, err
 	}
-	var v Version
-	if err := json.Unmarshal(kv.Value, &v); err != nil {
-		return Version{}, fmt.Errorf("schema of %s: corrupt version %d: %w", topic, version, err)
+	for _, v := range vs {
+		if v.Version == version {
+			return v, nil
+		}
 	}
-	if v.Deleted {
-		return Version{}, fmt.Errorf("%w: version %d of the schema of %s is a deletion", ErrNotFound, version, topic)
-	}
-	return v, nil
+	return Version{}, fmt.Errorf("%w: topic %s has no schema version %d in force", ErrNotFound, topic, version)
 }
 
 // Find returns the version in force that is the same schema as s.

@@ -183,6 +183,9 @@ func TestRegistry(t *testing.T) {
 	if _, err := r.Get(ctx, topic, 2); !errors.Is(err, schema.ErrNotFound) {
 		t.Fatalf("the deletion as a version: %v", err)
 	}
+	if _, err := r.Get(ctx, topic, 0); !errors.Is(err, schema.ErrNotFound) {
+		t.Fatalf("a version before the deletion: %v", err)
+	}
 	// After a deletion anything may start the history again.
 	if v3, created, err := add(user(name, ageString), schema.Full); err != nil || !created || v3.Version != 3 {
 		t.Fatalf("after delete: %+v %v %v", v3, created, err)
