@@ -117,6 +117,20 @@ func (pc *pulsarConn) conn() clientConn {
 	return clientConn{role: pc.role, address: pc.nc.RemoteAddr().String(), version: pc.version}
 }
 
+// room reports whether the connection may open one more producer or
+// consumer: as many as a gRPC connection may have streams
+// (--max-concurrent-streams-per-connection).
+func (pc *pulsarConn) room() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return len(pc.mu.producers)+len(pc.mu.consumers) < pc.b.opts.MaxConcurrentStreamsPerConnection
+}
+
+func (pc *pulsarConn) roomMessage() string {
+	return fmt.Sprintf("this connection has %d producers and consumers open, the most one connection may have (--max-concurrent-streams-per-connection)",
+		pc.b.opts.MaxConcurrentStreamsPerConnection)
+}
+
 func (pc *pulsarConn) maxFrame() int {
 	return maxEntrySize(pc.b.opts.MaxMessageSize) + pulsarwire.FrameOverhead
 }
@@ -350,6 +364,10 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 	pc.mu.Lock()
 	existing := pc.mu.producers[m.GetProducerId()]
 	pc.mu.Unlock()
+	if existing == nil && !pc.room() {
+		pc.replyError(reqID, pulsarpb.ServerError_NotAllowedError, pc.roomMessage())
+		return
+	}
 	if existing != nil {
 		// The client attached again without closing (as Pulsar's broker
 		// does, the producer it has is confirmed).
@@ -545,6 +563,10 @@ func (pc *pulsarConn) subscribe(m *pulsarpb.CommandSubscribe) {
 	pc.mu.Lock()
 	existing := pc.mu.consumers[m.GetConsumerId()]
 	pc.mu.Unlock()
+	if existing == nil && !pc.room() {
+		pc.replyError(reqID, pulsarpb.ServerError_NotAllowedError, pc.roomMessage())
+		return
+	}
 	if existing != nil {
 		// The client subscribed again without closing (as Pulsar's
 		// broker does, the consumer it has is confirmed).

@@ -397,3 +397,30 @@ func TestPulsarWireSameIDAgain(t *testing.T) {
 		t.Fatalf("the consumer id on another subscription: %v", cmd)
 	}
 }
+
+// TestPulsarWireConnectionLimit: one connection opens at most
+// MaxConcurrentStreamsPerConnection producers and consumers; beyond, a
+// precise error, and the connection keeps serving what it has.
+func TestPulsarWireConnectionLimit(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1, BrokerOptions: func(i int, o *broker.Options) {
+		o.MaxConcurrentStreamsPerConnection = 3
+	}})
+	w := dialWire(t, c.Broker(0).GRPCAddr, nil)
+	w.connect("")
+	for i := range 2 {
+		if cmd := w.producer(fmt.Sprintf("persistent://public/default/lim-%d", i), uint64(i)); cmd.GetType() != pulsarpb.BaseCommand_PRODUCER_SUCCESS {
+			t.Fatalf("producer %d: %v", i, cmd)
+		}
+	}
+	if cmd := w.subscribe("persistent://public/default/lim-0", "s", 1); cmd.GetType() != pulsarpb.BaseCommand_SUCCESS {
+		t.Fatalf("consumer: %v", cmd)
+	}
+	if cmd := w.producer("persistent://public/default/lim-9", 9); cmd.GetError().GetError() != pulsarpb.ServerError_NotAllowedError ||
+		!strings.Contains(cmd.GetError().GetMessage(), "max-concurrent-streams-per-connection") {
+		t.Fatalf("a fourth producer or consumer: %v", cmd)
+	}
+	if cmd := w.subscribe("persistent://public/default/lim-1", "s", 2); cmd.GetError().GetError() != pulsarpb.ServerError_NotAllowedError {
+		t.Fatalf("a fourth producer or consumer: %v", cmd)
+	}
+	w.sendOK(0, 0, "still serving")
+}
