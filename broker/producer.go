@@ -89,12 +89,21 @@ func (t *Topic) addProducer(open *clientpb.ProducerOpen, cc clientConn) (*Produc
 	if _, dup := t.mu.producers[name]; dup {
 		return nil, fmt.Errorf("%w: a producer named %q is already connected to %s", ErrProducerBusy, name, t.name)
 	}
+	if open.AccessMode == clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING {
+		// The producers there are closed and forgotten at once, so that
+		// none of them is counted, nor comes back, while this one holds
+		// the topic.
+		for name, other := range t.mu.producers {
+			delete(t.mu.producers, name)
+			other.kill(fmt.Errorf("%w: an exclusive producer fenced %s", ErrProducerBusy, t.name))
+		}
+	}
 	for _, other := range t.mu.producers {
 		if other.exclusive() || open.AccessMode == clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE {
 			return nil, fmt.Errorf("%w: %s has an exclusive producer or producers already", ErrProducerBusy, t.name)
 		}
 	}
-	p.accessExclusive = open.AccessMode == clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE
+	p.accessExclusive = open.AccessMode != clientpb.ProducerAccessMode_ACCESS_SHARED
 	t.mu.producers[name] = p
 	return p, nil
 }

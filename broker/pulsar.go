@@ -69,6 +69,8 @@ type pulsarConn struct {
 		// and with it the reader's cursor; the client comes back with the
 		// start id it had, which after a seek by time is the wrong one.
 		resume map[uint64]managed.Position
+		// waiting: WaitForExclusive producers not attached yet, by id.
+		waiting map[uint64]chan struct{}
 	}
 	wg sync.WaitGroup
 }
@@ -95,6 +97,7 @@ func (b *Broker) servePulsar(nc net.Conn, r *bufio.Reader, tls bool) {
 	pc.mu.producers = map[uint64]*pulsarProducer{}
 	pc.mu.consumers = map[uint64]*pulsarConsumer{}
 	pc.mu.resume = map[uint64]managed.Position{}
+	pc.mu.waiting = map[uint64]chan struct{}{}
 	if !b.trackConn(nc) {
 		nc.Close()
 		return
@@ -123,7 +126,7 @@ func (pc *pulsarConn) conn() clientConn {
 func (pc *pulsarConn) room() bool {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	return len(pc.mu.producers)+len(pc.mu.consumers) < pc.b.opts.MaxConcurrentStreamsPerConnection
+	return len(pc.mu.producers)+len(pc.mu.waiting)+len(pc.mu.consumers) < pc.b.opts.MaxConcurrentStreamsPerConnection
 }
 
 func (pc *pulsarConn) roomMessage() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/ledger/managed"
+	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // Producers over Pulsar's protocol: PRODUCER, SEND, CLOSE_PRODUCER.
@@ -19,7 +21,12 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 	reqID := m.GetRequestId()
 	pc.mu.Lock()
 	existing := pc.mu.producers[m.GetProducerId()]
+	_, waiting := pc.mu.waiting[m.GetProducerId()]
 	pc.mu.Unlock()
+	if waiting {
+		pc.replyError(reqID, pulsarpb.ServerError_ProducerBusy, fmt.Sprintf("producer id %d is waiting for exclusive access", m.GetProducerId()))
+		return
+	}
 	if existing == nil && !pc.room() {
 		pc.replyError(reqID, pulsarpb.ServerError_NotAllowedError, pc.roomMessage())
 		return
@@ -46,15 +53,24 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 	if m.GetUserProvidedProducerName() {
 		open.ProducerName = m.GetProducerName()
 	}
+	wait := false
 	switch m.GetProducerAccessMode() {
 	case pulsarpb.ProducerAccessMode_Shared:
 	case pulsarpb.ProducerAccessMode_Exclusive:
 		open.AccessMode = clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE
+	case pulsarpb.ProducerAccessMode_ExclusiveWithFencing:
+		open.AccessMode = clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING
+	case pulsarpb.ProducerAccessMode_WaitForExclusive:
+		open.AccessMode, wait = clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE, true
 	default:
 		pc.replyError(reqID, pulsarpb.ServerError_NotAllowedError, fmt.Sprintf("producer access mode %s is not supported", m.GetProducerAccessMode()))
 		return
 	}
 	t, p, err := pc.b.openProducer(pc.ctx, open, pc.conn())
+	if wait && errors.Is(err, ErrProducerBusy) {
+		pc.waitForExclusive(m, open, declared)
+		return
+	}
 	if err != nil {
 		if open.AccessMode == clientpb.ProducerAccessMode_ACCESS_EXCLUSIVE && errors.Is(err, ErrProducerBusy) {
 			// Pulsar's name for an exclusive producer that cannot have
@@ -65,6 +81,14 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		pc.replyErr(reqID, err)
 		return
 	}
+	pc.attachProducer(m, t, p, declared)
+}
+
+// attachProducer finishes a PRODUCER whose producer joined its topic: the
+// schema, the initial subscription, then PRODUCER_SUCCESS and the
+// producer's goroutines.
+func (pc *pulsarConn) attachProducer(m *pulsarpb.CommandProducer, t *Topic, p *Producer, declared *schema.Schema) {
+	reqID := m.GetRequestId()
 	version, err := pc.b.schemaForProducer(pc.ctx, t.name, declared)
 	if err == nil && m.GetInitialSubscriptionName() != "" {
 		err = pc.b.initialSubscription(pc.ctx, t, m.GetInitialSubscriptionName(), pc.role)
@@ -98,6 +122,57 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 					ProducerId: proto.Uint64(pp.id), RequestId: proto.Uint64(pulsarCloseRequestID)}})
 			}
 		case <-pp.done:
+		}
+	}()
+}
+
+// exclusiveRetry is how often a WaitForExclusive producer tries again.
+const exclusiveRetry = 100 * time.Millisecond
+
+// waitForExclusive answers a WaitForExclusive producer that cannot have
+// its topic yet with PRODUCER_SUCCESS not ready, then keeps trying; once it
+// has the topic a second PRODUCER_SUCCESS (the same request id) says it is
+// ready. CLOSE_PRODUCER or the connection's end stops the wait.
+func (pc *pulsarConn) waitForExclusive(m *pulsarpb.CommandProducer, open *clientpb.ProducerOpen, declared *schema.Schema) {
+	id, reqID := m.GetProducerId(), m.GetRequestId()
+	cancel := make(chan struct{})
+	pc.mu.Lock()
+	pc.mu.waiting[id] = cancel
+	pc.mu.Unlock()
+	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PRODUCER_SUCCESS.Enum(), ProducerSuccess: &pulsarpb.CommandProducerSuccess{
+		RequestId: proto.Uint64(reqID), ProducerName: proto.String(open.ProducerName), ProducerReady: proto.Bool(false)}})
+	pc.wg.Add(1)
+	go func() {
+		defer pc.wg.Done()
+		tick := time.NewTicker(exclusiveRetry)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+			case <-cancel:
+				return
+			case <-pc.ctx.Done():
+				return
+			}
+			t, p, err := pc.b.openProducer(pc.ctx, open, pc.conn())
+			if errors.Is(err, ErrProducerBusy) {
+				continue
+			}
+			pc.mu.Lock()
+			still := pc.mu.waiting[id] == cancel
+			delete(pc.mu.waiting, id)
+			pc.mu.Unlock()
+			switch {
+			case !still: // closed meanwhile
+				if err == nil {
+					t.removeProducer(p)
+				}
+			case err != nil:
+				pc.replyErr(reqID, err)
+			default:
+				pc.attachProducer(m, t, p, declared)
+			}
+			return
 		}
 	}()
 }
@@ -210,6 +285,12 @@ func (pc *pulsarConn) dropProducer(id uint64, pp *pulsarProducer) bool {
 }
 
 func (pc *pulsarConn) closeProducer(m *pulsarpb.CommandCloseProducer) {
+	pc.mu.Lock()
+	if cancel, ok := pc.mu.waiting[m.GetProducerId()]; ok {
+		delete(pc.mu.waiting, m.GetProducerId())
+		close(cancel)
+	}
+	pc.mu.Unlock()
 	pc.dropProducer(m.GetProducerId(), nil)
 	pc.success(m.GetRequestId())
 }

@@ -424,3 +424,50 @@ func TestPulsarWireConnectionLimit(t *testing.T) {
 	}
 	w.sendOK(0, 0, "still serving")
 }
+
+// TestPulsarWireExclusiveModes: ExclusiveWithFencing closes the producers a
+// topic has (they are refused when they come back); WaitForExclusive gets a
+// not-ready answer while another producer holds the topic and a ready one,
+// with the same request id, once it is gone.
+func TestPulsarWireExclusiveModes(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	addr := c.Broker(0).GRPCAddr
+	topic := "persistent://public/default/exclusive"
+	producerWith := func(w *wireConn, id uint64, mode pulsarpb.ProducerAccessMode) uint64 {
+		req := w.nextReq()
+		w.send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PRODUCER.Enum(), Producer: &pulsarpb.CommandProducer{
+			Topic: proto.String(topic), ProducerId: proto.Uint64(id), RequestId: proto.Uint64(req),
+			UserProvidedProducerName: proto.Bool(false), ProducerAccessMode: mode.Enum()}}, nil)
+		return req
+	}
+	shared := dialWire(t, addr, nil)
+	shared.connect("")
+	if cmd := shared.producer(topic, 1); cmd.GetType() != pulsarpb.BaseCommand_PRODUCER_SUCCESS {
+		t.Fatalf("shared producer: %v", cmd)
+	}
+	fencer := dialWire(t, addr, nil)
+	fencer.connect("")
+	producerWith(fencer, 1, pulsarpb.ProducerAccessMode_ExclusiveWithFencing)
+	if cmd := fencer.must(); cmd.GetType() != pulsarpb.BaseCommand_PRODUCER_SUCCESS {
+		t.Fatalf("fencing producer: %v", cmd)
+	}
+	if cmd := shared.must(); cmd.GetType() != pulsarpb.BaseCommand_CLOSE_PRODUCER {
+		t.Fatalf("the fenced producer got %v, want CLOSE_PRODUCER", cmd)
+	}
+	if cmd := shared.producer(topic, 1); cmd.GetError().GetError() != pulsarpb.ServerError_ProducerBusy {
+		t.Fatalf("the fenced producer coming back: %v", cmd)
+	}
+	waiter := dialWire(t, addr, nil)
+	waiter.connect("")
+	req := producerWith(waiter, 5, pulsarpb.ProducerAccessMode_WaitForExclusive)
+	if cmd := waiter.must().GetProducerSuccess(); cmd == nil || cmd.GetProducerReady() || cmd.GetRequestId() != req {
+		t.Fatalf("waiting producer: %v, want not ready", cmd)
+	}
+	fencer.send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_CLOSE_PRODUCER.Enum(), CloseProducer: &pulsarpb.CommandCloseProducer{
+		ProducerId: proto.Uint64(1), RequestId: proto.Uint64(fencer.nextReq())}}, nil)
+	fencer.must()
+	if cmd := waiter.must().GetProducerSuccess(); cmd == nil || !cmd.GetProducerReady() || cmd.GetRequestId() != req {
+		t.Fatalf("waiting producer after the holder closed: %v, want ready", cmd)
+	}
+	waiter.sendOK(5, 0, "mine now")
+}

@@ -32,6 +32,9 @@ type ProducerAccessMode int32
 const (
 	ProducerAccessMode_ACCESS_SHARED    ProducerAccessMode = 0
 	ProducerAccessMode_ACCESS_EXCLUSIVE ProducerAccessMode = 1
+	// Exclusive, closing the producers the topic has (Pulsar's
+	// ExclusiveWithFencing): they are refused when they come back.
+	ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING ProducerAccessMode = 2
 )
 
 // Enum value maps for ProducerAccessMode.
@@ -39,10 +42,12 @@ var (
 	ProducerAccessMode_name = map[int32]string{
 		0: "ACCESS_SHARED",
 		1: "ACCESS_EXCLUSIVE",
+		2: "ACCESS_EXCLUSIVE_WITH_FENCING",
 	}
 	ProducerAccessMode_value = map[string]int32{
-		"ACCESS_SHARED":    0,
-		"ACCESS_EXCLUSIVE": 1,
+		"ACCESS_SHARED":                 0,
+		"ACCESS_EXCLUSIVE":              1,
+		"ACCESS_EXCLUSIVE_WITH_FENCING": 2,
 	}
 )
 
@@ -2451,10 +2456,11 @@ const file_client_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"S\n" +
 	"\x15LastMessageIdResponse\x12:\n" +
 	"\n" +
-	"message_id\x18\x01 \x01(\v2\x1b.strata.client.v1.MessageIdR\tmessageId*=\n" +
+	"message_id\x18\x01 \x01(\v2\x1b.strata.client.v1.MessageIdR\tmessageId*`\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
-	"\x10ACCESS_EXCLUSIVE\x10\x01*K\n" +
+	"\x10ACCESS_EXCLUSIVE\x10\x01\x12!\n" +
+	"\x1dACCESS_EXCLUSIVE_WITH_FENCING\x10\x02*K\n" +
 	"\x10SubscriptionType\x12\r\n" +
 	"\tEXCLUSIVE\x10\x00\x12\n" +
 	"\n" +
