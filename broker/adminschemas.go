@@ -216,13 +216,9 @@ func (b *Broker) compatibilityREST(ctx context.Context, w http.ResponseWriter, r
 	if err != nil {
 		return err
 	}
-	existing := make([]schema.Schema, len(vs))
-	for i, v := range vs {
-		existing[i] = v.Schema()
-	}
 	st := schemaStrategy(p)
 	out := map[string]any{"isCompatible": true, "schemaCompatibilityStrategy": string(st)}
-	if err := schema.Check(existing, s, st); errors.Is(err, schema.ErrIncompatible) {
+	if err := schema.Check(schema.Schemas(vs), s, st); errors.Is(err, schema.ErrIncompatible) {
 		out["isCompatible"], out["reason"] = false, err.Error()
 	} else if err != nil {
 		return err

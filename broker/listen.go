@@ -85,7 +85,6 @@ func (l *clientListener) serve() {
 
 func (l *clientListener) classify(c net.Conn) {
 	c.SetDeadline(time.Now().Add(sniffTimeout))
-	secure := false
 	if l.tls != nil {
 		tc := tls.Server(c, l.tls)
 		if err := tc.Handshake(); err != nil {
@@ -93,7 +92,7 @@ func (l *clientListener) classify(c net.Conn) {
 			c.Close()
 			return
 		}
-		c, secure = tc, true
+		c = tc
 	}
 	r := bufio.NewReaderSize(c, 64<<10)
 	head, err := r.Peek(len(http2Preface))
@@ -110,7 +109,7 @@ func (l *clientListener) classify(c net.Conn) {
 		}
 		return
 	}
-	l.b.servePulsar(c, r, secure)
+	l.b.servePulsar(c, r)
 }
 
 // peekedConn is a connection whose first bytes were read ahead into r.

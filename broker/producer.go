@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -138,6 +139,31 @@ func (p *Producer) kill(err error) {
 	case p.killed <- err:
 	default:
 	}
+}
+
+// publish admits one send (the backlog quota may hold it, the publish rate
+// slow it) and hands it to send. The message count the client claims is
+// bounded by what the entry's bytes can hold, so that a bogus count cannot
+// spend the topic's publish rate for its other producers. It fails only
+// when ctx ends.
+func (p *Producer) publish(ctx context.Context, s *clientpb.Send) error {
+	t := p.t
+	err := t.admitSend(ctx, t.b.opts.BacklogQuotaHoldTimeout)
+	if err == nil {
+		err = t.throttlePublish(ctx, claimedMessages(s.NumMessages, len(s.Entry)), len(s.Entry))
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	p.send(s, err)
+	return nil
+}
+
+// claimedMessages bounds a send's claimed message count to [1, what an
+// entry of entryLen bytes can hold]: every message of a batch takes at
+// least its 4-byte size.
+func claimedMessages(claimed int32, entryLen int) int {
+	return min(max(int(claimed), 1), max(entryLen/4, 1))
 }
 
 // send appends one entry (or, with admitErr, fails it). The reply is

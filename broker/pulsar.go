@@ -50,7 +50,6 @@ type pulsarConn struct {
 	nc     net.Conn
 	r      *bufio.Reader
 	log    *slog.Logger
-	tls    bool
 	ctx    context.Context
 	cancel context.CancelFunc
 	role   string
@@ -90,9 +89,9 @@ type pulsarConsumer struct {
 }
 
 // servePulsar runs one Pulsar client connection until it ends.
-func (b *Broker) servePulsar(nc net.Conn, r *bufio.Reader, tls bool) {
+func (b *Broker) servePulsar(nc net.Conn, r *bufio.Reader) {
 	ctx, cancel := context.WithCancel(b.ctx)
-	pc := &pulsarConn{b: b, nc: nc, r: r, tls: tls, ctx: ctx, cancel: cancel,
+	pc := &pulsarConn{b: b, nc: nc, r: r, ctx: ctx, cancel: cancel,
 		log: b.log.With("client", nc.RemoteAddr().String(), "protocol", "pulsar")}
 	pc.mu.producers = map[uint64]*pulsarProducer{}
 	pc.mu.consumers = map[uint64]*pulsarConsumer{}
@@ -286,17 +285,9 @@ func (pc *pulsarConn) handle(f pulsarwire.Frame) error {
 	return nil
 }
 
-func (pc *pulsarConn) topicName(s string) (naming.Topic, error) {
-	t, err := naming.ParseTopic(s)
-	if err != nil {
-		return naming.Topic{}, fmt.Errorf("%w: %v", naming.ErrInvalidName, err)
-	}
-	return t, nil
-}
-
 func (pc *pulsarConn) partitionedMetadata(m *pulsarpb.CommandPartitionedTopicMetadata) {
 	resp := &pulsarpb.CommandPartitionedTopicMetadataResponse{RequestId: proto.Uint64(m.GetRequestId())}
-	t, err := pc.topicName(m.GetTopic())
+	t, err := naming.ParseTopic(m.GetTopic())
 	n := 0
 	if err == nil {
 		n, err = pc.b.partitions(pc.ctx, pc.role, t)
@@ -333,7 +324,7 @@ func hostPort(u string) string {
 
 func (pc *pulsarConn) lookup(m *pulsarpb.CommandLookupTopic) {
 	resp := &pulsarpb.CommandLookupTopicResponse{RequestId: proto.Uint64(m.GetRequestId())}
-	t, err := pc.topicName(m.GetTopic())
+	t, err := naming.ParseTopic(m.GetTopic())
 	if err == nil {
 		err = pc.b.authz.CanLookup(pc.ctx, pc.role, t)
 	}
@@ -412,8 +403,7 @@ func kvMap(kvs []*pulsarpb.KeyValue) map[string]string {
 // fromPulsarID converts a wire id: ledger and entry are unsigned on the
 // wire, with 2^64-1 for -1.
 func fromPulsarID(id *pulsarpb.MessageIdData) *clientpb.MessageId {
-	out := &clientpb.MessageId{LedgerId: int64(id.GetLedgerId()), EntryId: int64(id.GetEntryId()), BatchIndex: id.GetBatchIndex(), Partition: id.GetPartition(), BatchSize: id.GetBatchSize()}
-	return out
+	return &clientpb.MessageId{LedgerId: int64(id.GetLedgerId()), EntryId: int64(id.GetEntryId()), BatchIndex: id.GetBatchIndex(), Partition: id.GetPartition(), BatchSize: id.GetBatchSize()}
 }
 
 func fromPulsarIDs(ids []*pulsarpb.MessageIdData) []*clientpb.MessageId {
@@ -433,8 +423,6 @@ func pulsarError(err error) pulsarpb.ServerError {
 	switch {
 	case errors.Is(err, tenants.ErrNotFound), errors.Is(err, schema.ErrNotFound):
 		return pulsarpb.ServerError_TopicNotFound
-	case errors.Is(err, errSchemaRefused), errors.Is(err, schema.ErrIncompatible), errors.Is(err, schema.ErrInvalid):
-		return pulsarpb.ServerError_IncompatibleSchema
 	}
 	return pulsarCode(serverError(err))
 }

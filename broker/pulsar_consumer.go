@@ -37,7 +37,7 @@ func (pc *pulsarConn) subscribe(m *pulsarpb.CommandSubscribe) {
 	req := &clientpb.Subscribe{
 		Topic: m.GetTopic(), Subscription: m.GetSubscription(), ConsumerName: m.GetConsumerName(),
 		PriorityLevel: m.GetPriorityLevel(), Durable: m.GetDurable(), Metadata: kvMap(m.GetMetadata()),
-		ReplicateSubscriptionState: m.GetReplicateSubscriptionState(),
+		ReplicateSubscriptionState: m.GetReplicateSubscriptionState(), Schema: wireSchema(m.GetSchema()),
 	}
 	switch m.GetSubType() {
 	case pulsarpb.CommandSubscribe_Exclusive:
@@ -73,22 +73,10 @@ func (pc *pulsarConn) subscribe(m *pulsarpb.CommandSubscribe) {
 			req.StartMessageId = &clientpb.MessageId{LedgerId: LatestLedgerID, EntryId: LatestLedgerID}
 		}
 	}
-	declared, err := wireSchema(m.GetSchema())
-	if err != nil {
-		pc.replyErr(reqID, err)
-		return
-	}
 	t, sub, c, err := pc.b.openConsumer(pc.ctx, req, pc.conn())
 	if err != nil {
 		pc.replyErr(reqID, err)
 		return
-	}
-	if declared != nil {
-		if err := pc.b.checkConsumerSchema(pc.ctx, t.name, *declared); err != nil {
-			sub.removeConsumer(c)
-			pc.replyErr(reqID, err)
-			return
-		}
 	}
 	pcs := &pulsarConsumer{id: m.GetConsumerId(), c: c, sub: sub, done: make(chan struct{})}
 	pc.mu.Lock()
@@ -120,12 +108,13 @@ func (pc *pulsarConn) kickConsumer(pcs *pulsarConsumer) {
 	}
 }
 
-// openConsumer checks a consumer's permission and attaches it to its
-// subscription.
+// openConsumer checks a consumer's permission, attaches it to its
+// subscription and checks the schema it declares (req.Schema). gRPC and
+// Pulsar consumers both come through here.
 func (b *Broker) openConsumer(ctx context.Context, req *clientpb.Subscribe, cc clientConn) (*Topic, *Subscription, *Consumer, error) {
 	name, err := naming.ParseTopic(req.Topic)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %v", naming.ErrInvalidName, err)
+		return nil, nil, nil, err
 	}
 	if err := b.authz.CanConsume(ctx, cc.role, name, req.Subscription); err != nil {
 		return nil, nil, nil, err
@@ -137,6 +126,12 @@ func (b *Broker) openConsumer(ctx context.Context, req *clientpb.Subscribe, cc c
 	sub, c, err := t.subscribe(ctx, req, cc)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if sc := grpcSchema(req.Schema); sc != nil {
+		if err := b.checkConsumerSchema(ctx, name, *sc); err != nil {
+			sub.removeConsumer(c)
+			return nil, nil, nil, err
+		}
 	}
 	return t, sub, c, nil
 }

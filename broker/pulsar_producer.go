@@ -12,7 +12,6 @@ import (
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/ledger/managed"
-	"github.com/strata-mq/strata/tenants/schema"
 )
 
 // Producers over Pulsar's protocol: PRODUCER, SEND, CLOSE_PRODUCER.
@@ -44,12 +43,7 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		}})
 		return
 	}
-	declared, err := wireSchema(m.GetSchema())
-	if err != nil {
-		pc.replyErr(reqID, err)
-		return
-	}
-	open := &clientpb.ProducerOpen{Topic: m.GetTopic(), Metadata: kvMap(m.GetMetadata())}
+	open := &clientpb.ProducerOpen{Topic: m.GetTopic(), Metadata: kvMap(m.GetMetadata()), Schema: wireSchema(m.GetSchema())}
 	if m.GetUserProvidedProducerName() {
 		open.ProducerName = m.GetProducerName()
 	}
@@ -66,9 +60,9 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		pc.replyError(reqID, pulsarpb.ServerError_NotAllowedError, fmt.Sprintf("producer access mode %s is not supported", m.GetProducerAccessMode()))
 		return
 	}
-	t, p, err := pc.b.openProducer(pc.ctx, open, pc.conn())
+	t, p, version, err := pc.b.openProducer(pc.ctx, open, pc.conn())
 	if wait && errors.Is(err, ErrProducerBusy) {
-		pc.waitForExclusive(m, open, declared)
+		pc.waitForExclusive(m, open)
 		return
 	}
 	if err != nil {
@@ -81,22 +75,20 @@ func (pc *pulsarConn) producer(m *pulsarpb.CommandProducer) {
 		pc.replyErr(reqID, err)
 		return
 	}
-	pc.attachProducer(m, t, p, declared)
+	pc.attachProducer(m, t, p, version)
 }
 
-// attachProducer finishes a PRODUCER whose producer joined its topic: the
-// schema, the initial subscription, then PRODUCER_SUCCESS and the
-// producer's goroutines.
-func (pc *pulsarConn) attachProducer(m *pulsarpb.CommandProducer, t *Topic, p *Producer, declared *schema.Schema) {
+// attachProducer finishes a PRODUCER whose producer joined its topic (with
+// its schema's version): the initial subscription, then PRODUCER_SUCCESS
+// and the producer's goroutines.
+func (pc *pulsarConn) attachProducer(m *pulsarpb.CommandProducer, t *Topic, p *Producer, version []byte) {
 	reqID := m.GetRequestId()
-	version, err := pc.b.schemaForProducer(pc.ctx, t.name, declared)
-	if err == nil && m.GetInitialSubscriptionName() != "" {
-		err = pc.b.initialSubscription(pc.ctx, t, m.GetInitialSubscriptionName(), pc.role)
-	}
-	if err != nil {
-		t.removeProducer(p)
-		pc.replyErr(reqID, err)
-		return
+	if name := m.GetInitialSubscriptionName(); name != "" {
+		if err := pc.b.initialSubscription(pc.ctx, t, name, pc.role); err != nil {
+			t.removeProducer(p)
+			pc.replyErr(reqID, err)
+			return
+		}
 	}
 	pp := &pulsarProducer{id: m.GetProducerId(), p: p, schemaVersion: version, done: make(chan struct{})}
 	pc.mu.Lock()
@@ -133,7 +125,7 @@ const exclusiveRetry = 100 * time.Millisecond
 // its topic yet with PRODUCER_SUCCESS not ready, then keeps trying; once it
 // has the topic a second PRODUCER_SUCCESS (the same request id) says it is
 // ready. CLOSE_PRODUCER or the connection's end stops the wait.
-func (pc *pulsarConn) waitForExclusive(m *pulsarpb.CommandProducer, open *clientpb.ProducerOpen, declared *schema.Schema) {
+func (pc *pulsarConn) waitForExclusive(m *pulsarpb.CommandProducer, open *clientpb.ProducerOpen) {
 	id, reqID := m.GetProducerId(), m.GetRequestId()
 	cancel := make(chan struct{})
 	pc.mu.Lock()
@@ -154,7 +146,7 @@ func (pc *pulsarConn) waitForExclusive(m *pulsarpb.CommandProducer, open *client
 			case <-pc.ctx.Done():
 				return
 			}
-			t, p, err := pc.b.openProducer(pc.ctx, open, pc.conn())
+			t, p, version, err := pc.b.openProducer(pc.ctx, open, pc.conn())
 			if errors.Is(err, ErrProducerBusy) {
 				continue
 			}
@@ -170,37 +162,47 @@ func (pc *pulsarConn) waitForExclusive(m *pulsarpb.CommandProducer, open *client
 			case err != nil:
 				pc.replyErr(reqID, err)
 			default:
-				pc.attachProducer(m, t, p, declared)
+				pc.attachProducer(m, t, p, version)
 			}
 			return
 		}
 	}()
 }
 
-// openProducer checks a producer's permission and attaches it to its topic.
-func (b *Broker) openProducer(ctx context.Context, open *clientpb.ProducerOpen, cc clientConn) (*Topic, *Producer, error) {
+// openProducer checks a producer's permission, attaches it to its topic
+// and registers the schema it declares (open.Schema), returning the
+// schema's version (nil without one). gRPC and Pulsar producers both come
+// through here.
+func (b *Broker) openProducer(ctx context.Context, open *clientpb.ProducerOpen, cc clientConn) (*Topic, *Producer, []byte, error) {
 	name, err := naming.ParseTopic(open.Topic)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", naming.ErrInvalidName, err)
+		return nil, nil, nil, err
 	}
 	if err := b.authz.CanProduce(ctx, cc.role, name); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	t, err := b.getTopic(ctx, name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p, err := t.addProducer(open, cc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if isReplicatorName(p.name) {
+		// Another cluster's replicator: its entries are deduplicated by
+		// their source position, whatever the policy.
 		if err := t.dedup.load(ctx); err != nil {
 			t.removeProducer(p)
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return t, p, nil
+	version, err := b.schemaForProducer(ctx, name, grpcSchema(open.Schema))
+	if err != nil {
+		t.removeProducer(p)
+		return nil, nil, nil, err
+	}
+	return t, p, version, nil
 }
 
 func (pp *pulsarProducer) produceResponse(r *clientpb.ProduceResponse) *pulsarpb.BaseCommand {
@@ -248,22 +250,9 @@ func (pc *pulsarConn) send(m *pulsarpb.CommandSend, entry []byte) error {
 			return pc.ctx.Err()
 		}
 	}
-	t := p.t
-	n := max(m.GetNumMessages(), 1)
-	err := t.admitSend(pc.ctx, pc.b.opts.BacklogQuotaHoldTimeout)
-	if err == nil {
-		err = t.throttlePublish(pc.ctx, int(n), len(entry))
-	}
-	if pc.ctx.Err() != nil {
-		return pc.ctx.Err()
-	}
 	seq := int64(m.GetSequenceId())
-	highest := int64(m.GetHighestSequenceId())
-	if highest < seq {
-		highest = seq
-	}
-	p.send(&clientpb.Send{SequenceId: seq, HighestSequenceId: highest, NumMessages: n, Entry: entry}, err)
-	return nil
+	highest := max(int64(m.GetHighestSequenceId()), seq)
+	return p.publish(pc.ctx, &clientpb.Send{SequenceId: seq, HighestSequenceId: highest, NumMessages: m.GetNumMessages(), Entry: entry})
 }
 
 // dropProducer forgets producer id if it is still pp and detaches it from

@@ -1,10 +1,9 @@
 package broker
 
 import (
-	"fmt"
-
 	"google.golang.org/protobuf/proto"
 
+	"github.com/strata-mq/strata/api/clientpb"
 	"github.com/strata-mq/strata/api/pulsarpb"
 	"github.com/strata-mq/strata/internal/naming"
 	"github.com/strata-mq/strata/tenants/schema"
@@ -13,17 +12,15 @@ import (
 // Schemas over Pulsar's protocol: GET_SCHEMA, GET_OR_CREATE_SCHEMA and the
 // conversions of declared schemas.
 
-// wireSchema converts a declared schema; nil for none (or type None: raw
-// bytes).
-func wireSchema(s *pulsarpb.Schema) (*schema.Schema, error) {
+// wireSchema converts a declared schema to the gRPC API's form, which the
+// broker's producers and consumers take; nil for none (or type None: raw
+// bytes). The protocol's type codes are exactly the registry's.
+func wireSchema(s *pulsarpb.Schema) *clientpb.Schema {
 	if s == nil || s.GetType() == pulsarpb.Schema_None {
-		return nil, nil
+		return nil
 	}
-	name, ok := schema.TypeName(int32(s.GetType()))
-	if !ok {
-		return nil, fmt.Errorf("%w: unknown schema type %d", errSchemaRefused, s.GetType())
-	}
-	return &schema.Schema{Type: name, Data: s.GetSchemaData(), Properties: kvMap(s.GetProperties())}, nil
+	name, _ := schema.TypeName(int32(s.GetType()))
+	return &clientpb.Schema{Type: name, Data: s.GetSchemaData(), Properties: kvMap(s.GetProperties())}
 }
 
 // toWireSchema converts a stored version for GET_SCHEMA.
@@ -41,7 +38,7 @@ func toWireSchema(topic naming.Topic, v schema.Version) *pulsarpb.Schema {
 
 func (pc *pulsarConn) getSchema(g *pulsarpb.CommandGetSchema) {
 	resp := &pulsarpb.CommandGetSchemaResponse{RequestId: proto.Uint64(g.GetRequestId())}
-	t, err := pc.topicName(g.GetTopic())
+	t, err := naming.ParseTopic(g.GetTopic())
 	var v schema.Version
 	if err == nil {
 		err = pc.b.authz.CanLookup(pc.ctx, pc.role, t)
@@ -67,17 +64,13 @@ func (pc *pulsarConn) getSchema(g *pulsarpb.CommandGetSchema) {
 
 func (pc *pulsarConn) getOrCreateSchema(g *pulsarpb.CommandGetOrCreateSchema) {
 	resp := &pulsarpb.CommandGetOrCreateSchemaResponse{RequestId: proto.Uint64(g.GetRequestId())}
-	t, err := pc.topicName(g.GetTopic())
+	t, err := naming.ParseTopic(g.GetTopic())
 	if err == nil {
 		err = pc.b.authz.CanProduce(pc.ctx, pc.role, t)
 	}
-	var declared *schema.Schema
-	if err == nil {
-		declared, err = wireSchema(g.GetSchema())
-	}
 	var version []byte
 	if err == nil {
-		version, err = pc.b.schemaForProducer(pc.ctx, t, declared)
+		version, err = pc.b.schemaForProducer(pc.ctx, t, grpcSchema(wireSchema(g.GetSchema())))
 	}
 	if err != nil {
 		resp.ErrorCode, resp.ErrorMessage = pulsarError(err).Enum(), proto.String(err.Error())

@@ -15,7 +15,9 @@ import (
 // The schema registry as topics use it (tenants/schema keeps the versions).
 // A partitioned topic's partitions share its schema.
 
-// errSchemaRefused wraps the refusals of a producer's or consumer's schema.
+// errSchemaRefused wraps the refusals that the namespace's policies make
+// (validation enforced, auto update off); the registry's own are
+// schema.ErrInvalid and schema.ErrIncompatible.
 var errSchemaRefused = errors.New("schema refused")
 
 // schemaTopic is the name a topic's schema is kept under.
@@ -70,24 +72,25 @@ func (b *Broker) schemaForProducer(ctx context.Context, t naming.Topic, s *schem
 		}
 		return nil, fmt.Errorf("%w: %s has a schema and its namespace enforces schema validation: declare it", errSchemaRefused, t)
 	}
-	if err := schema.Validate(*s); err != nil {
-		return nil, fmt.Errorf("%w: %v", errSchemaRefused, err)
-	}
-	v, found, err := b.schemas.Find(ctx, name, *s)
-	if err != nil {
-		return nil, err
-	}
-	if found {
-		return versionBytes(v.Version), nil
-	}
 	if p.IsAllowAutoUpdateSchema != nil && !*p.IsAllowAutoUpdateSchema {
-		if _, err := b.schemas.Latest(ctx, name); !errors.Is(err, schema.ErrNotFound) {
+		// Only a version in force, or the first schema of a topic.
+		vs, err := b.schemas.Live(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if schema.Same(v.Schema(), *s) {
+				return versionBytes(v.Version), nil
+			}
+		}
+		if len(vs) > 0 {
 			return nil, fmt.Errorf("%w: the schema is not a version of %s and its namespace does not allow producers to add one", errSchemaRefused, t)
 		}
 	}
-	v, _, err = b.schemas.Add(ctx, name, *s, schemaStrategy(p))
+	// Add answers the version in force that is the same schema, if any.
+	v, _, err := b.schemas.Add(ctx, name, *s, schemaStrategy(p))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errSchemaRefused, err)
+		return nil, err
 	}
 	return versionBytes(v.Version), nil
 }
@@ -101,7 +104,7 @@ func (b *Broker) checkConsumerSchema(ctx context.Context, t naming.Topic, s sche
 		return err
 	}
 	if err := schema.Validate(s); err != nil {
-		return fmt.Errorf("%w: %v", errSchemaRefused, err)
+		return err
 	}
 	name := schemaTopic(t)
 	vs, err := b.schemas.Live(ctx, name)
@@ -112,22 +115,15 @@ func (b *Broker) checkConsumerSchema(ctx context.Context, t naming.Topic, s sche
 		if p.IsAllowAutoUpdateSchema != nil && !*p.IsAllowAutoUpdateSchema {
 			return nil
 		}
-		if _, _, err := b.schemas.Add(ctx, name, s, schemaStrategy(p)); err != nil {
-			return fmt.Errorf("%w: %v", errSchemaRefused, err)
-		}
-		return nil
+		_, _, err := b.schemas.Add(ctx, name, s, schemaStrategy(p))
+		return err
 	}
-	existing := make([]schema.Schema, len(vs))
-	for i, v := range vs {
+	for _, v := range vs {
 		if schema.Same(v.Schema(), s) {
 			return nil
 		}
-		existing[i] = v.Schema()
 	}
-	if err := schema.Check(existing, s, schemaStrategy(p)); err != nil {
-		return fmt.Errorf("%w: %v", errSchemaRefused, err)
-	}
-	return nil
+	return schema.Check(schema.Schemas(vs), s, schemaStrategy(p))
 }
 
 // grpcSchema converts a schema of the gRPC API (nil: none).

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -49,15 +50,32 @@ func TestSchemaPolicies(t *testing.T) {
 	ns := "/admin/v2/namespaces/public/default"
 	r.want("POST", ns+"/isAllowAutoUpdateSchema", "false", 204)
 	waitPolicy(t, r, ns+"/isAllowAutoUpdateSchema", "false")
+	// The broker learns the policy through a watch: probe on another
+	// topic, with a new schema each time, until it refuses one.
+	probe := "persistent://public/default/accounts-probe"
+	if p, err := client.NewProducer(ctx, cl, probe, v1); err != nil {
+		t.Fatal(err)
+	} else {
+		p.Close()
+	}
+	attempt := 0
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		if p, err := client.NewProducer(ctx, cl, topic, v2); err == nil {
+		attempt++
+		def := fmt.Sprintf(`{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"},{"name":"f%d","type":"string","default":""}]}`, attempt)
+		if p, err := client.NewProducer(ctx, cl, probe, client.JSONSchema[account](def)); err == nil {
 			p.Close()
-			return errors.New("a new version was added with auto update off")
+			return errors.New("the broker does not apply the policy yet")
 		} else if !errors.Is(err, client.ErrIncompatibleSchema) {
 			return err
 		}
 		return nil
 	})
+	if p, err := client.NewProducer(ctx, cl, topic, v2); !errors.Is(err, client.ErrIncompatibleSchema) {
+		if err == nil {
+			p.Close()
+		}
+		t.Fatalf("a new version with auto update off: %v, want ErrIncompatibleSchema", err)
+	}
 	if p, err := client.NewProducer(ctx, cl, topic, v1); err != nil {
 		t.Fatalf("an existing version with auto update off: %v", err)
 	} else {

@@ -160,36 +160,13 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 	if open == nil {
 		return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "a produce stream must start with open")
 	}
-	name, err := parseTopic(open.Topic)
-	if err != nil {
-		return err
-	}
-	role := roleOf(ctx)
-	if err := s.b.authz.CanProduce(ctx, role, name); err != nil {
-		return statusError(err)
-	}
-	t, err := s.b.getTopic(ctx, name)
-	if err != nil {
-		return statusError(err)
-	}
-	p, err := t.addProducer(open, grpcConn(ctx, role))
+	t, p, version, err := s.b.openProducer(ctx, open, grpcConn(ctx, roleOf(ctx)))
 	if err != nil {
 		return statusError(err)
 	}
 	defer t.removeProducer(p)
-	if isReplicatorName(p.name) {
-		// Another cluster's replicator: its entries are deduplicated by
-		// their source position, whatever the policy.
-		if err := t.dedup.load(ctx); err != nil {
-			return statusError(err)
-		}
-	}
-	version, err := s.b.schemaForProducer(ctx, name, grpcSchema(open.Schema))
-	if err != nil {
-		return statusError(err)
-	}
 	if err := stream.Send(&clientpb.ProduceResponse{Cmd: &clientpb.ProduceResponse_Opened{Opened: &clientpb.ProducerOpened{
-		ProducerName: p.name, LastSequenceId: t.dedup.lastSequence(p.name), MaxMessageSize: int64(s.b.opts.MaxMessageSize), Topic: name.String(),
+		ProducerName: p.name, LastSequenceId: t.dedup.lastSequence(p.name), MaxMessageSize: int64(s.b.opts.MaxMessageSize), Topic: t.name.String(),
 		SchemaVersion: version,
 	}}}); err != nil {
 		return err
@@ -216,14 +193,9 @@ func (s *service) Produce(stream clientpb.Broker_ProduceServer) error {
 			}
 			// Quotas hold and rate limits slow the producer here: while
 			// this loop waits, gRPC flow control pushes back on the client.
-			err := t.admitSend(ctx, s.b.opts.BacklogQuotaHoldTimeout)
-			if err == nil {
-				err = t.throttlePublish(ctx, int(max(send.NumMessages, 1)), len(send.Entry))
+			if err := p.publish(ctx, send); err != nil {
+				return err
 			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			p.send(send, err)
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil // the client closed the producer
@@ -249,30 +221,13 @@ func (s *service) Consume(stream clientpb.Broker_ConsumeServer) error {
 	if req == nil {
 		return clientpb.Error(clientpb.ServerError_BAD_REQUEST, "a consume stream must start with subscribe")
 	}
-	name, err := parseTopic(req.Topic)
-	if err != nil {
-		return err
-	}
-	role := roleOf(ctx)
-	if err := s.b.authz.CanConsume(ctx, role, name, req.Subscription); err != nil {
-		return statusError(err)
-	}
-	t, err := s.b.getTopic(ctx, name)
-	if err != nil {
-		return statusError(err)
-	}
-	sub, c, err := t.subscribe(ctx, req, grpcConn(ctx, role))
+	t, sub, c, err := s.b.openConsumer(ctx, req, grpcConn(ctx, roleOf(ctx)))
 	if err != nil {
 		return statusError(err)
 	}
 	defer sub.removeConsumer(c)
-	if sc := grpcSchema(req.Schema); sc != nil {
-		if err := s.b.checkConsumerSchema(ctx, name, *sc); err != nil {
-			return statusError(err)
-		}
-	}
 	if err := stream.Send(&clientpb.ConsumeResponse{Cmd: &clientpb.ConsumeResponse_Subscribed{Subscribed: &clientpb.Subscribed{
-		ConsumerName: c.name, Topic: name.String()}}}); err != nil {
+		ConsumerName: c.name, Topic: t.name.String()}}}); err != nil {
 		return err
 	}
 	done := make(chan struct{})

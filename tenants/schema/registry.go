@@ -28,6 +28,15 @@ func (v Version) Schema() Schema {
 	return Schema{Type: v.Type, Data: v.Data, Properties: v.Properties}
 }
 
+// Schemas returns the versions' schemas, in order (for Check).
+func Schemas(vs []Version) []Schema {
+	out := make([]Schema, len(vs))
+	for i, v := range vs {
+		out[i] = v.Schema()
+	}
+	return out
+}
+
 // Registry stores schemas in the metadata store, one key per version under
 // /schemas/{tenant}/{ns}/{topic}/. Topics are named by their full
 // persistent:// name; callers pass a partitioned topic's parent for its
@@ -148,11 +157,7 @@ func (r *Registry) Add(ctx context.Context, topic string, s Schema, strategy Str
 				return inForce[i], false, nil
 			}
 		}
-		existing := make([]Schema, len(inForce))
-		for i, x := range inForce {
-			existing[i] = x.Schema()
-		}
-		if err := Check(existing, s, strategy); err != nil {
+		if err := Check(Schemas(inForce), s, strategy); err != nil {
 			return Version{}, false, err
 		}
 		next := int64(0)
