@@ -254,20 +254,32 @@ func (b *Broker) existingTopic(ctx context.Context, t naming.Topic) (*Topic, err
 		return nil, err
 	}
 	if !ok {
-		if pm, err := b.cfg.GetPartitionedTopic(ctx, t); err == nil && pm.Partitions > 0 {
+		if b.isPartitioned(ctx, t) {
 			return nil, httpErr(http.StatusNotFound, "topic %s is partitioned: use its partitions or the partitioned-stats path", t)
 		}
-		// A partition of a partitioned topic exists from the topic's
-		// creation on, although its log is created at first use.
-		if t.IsPartition() {
-			pm, err := b.cfg.GetPartitionedTopic(ctx, t.PartitionedParent())
-			if err == nil && t.PartitionIndex() < pm.Partitions {
-				return b.getTopic(ctx, t)
-			}
+		if b.declaredPartition(ctx, t) {
+			return b.getTopic(ctx, t)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, t)
 	}
 	return b.getTopic(ctx, t)
+}
+
+// isPartitioned reports whether t is a partitioned topic.
+func (b *Broker) isPartitioned(ctx context.Context, t naming.Topic) bool {
+	pm, err := b.cfg.GetPartitionedTopic(ctx, t)
+	return err == nil && pm.Partitions > 0
+}
+
+// declaredPartition reports whether t is a partition of a partitioned
+// topic: it exists from the topic's creation on, although its log is
+// created at first use.
+func (b *Broker) declaredPartition(ctx context.Context, t naming.Topic) bool {
+	if !t.IsPartition() {
+		return false
+	}
+	pm, err := b.cfg.GetPartitionedTopic(ctx, t.PartitionedParent())
+	return err == nil && t.PartitionIndex() < pm.Partitions
 }
 
 // ListTopics implements tenants.TopicLister: the namespace's topics

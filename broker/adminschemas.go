@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/strata-mq/strata/internal/naming"
-	"github.com/strata-mq/strata/tenants"
 	"github.com/strata-mq/strata/tenants/schema"
 )
 
@@ -158,18 +157,7 @@ func (b *Broker) topicKnown(ctx context.Context, t naming.Topic) (bool, error) {
 	if ok, err := b.topicExists(ctx, t); ok || err != nil {
 		return ok, err
 	}
-	parent := t
-	if t.IsPartition() {
-		parent = t.PartitionedParent()
-	}
-	pm, err := b.cfg.GetPartitionedTopic(ctx, parent)
-	if errors.Is(err, tenants.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return !t.IsPartition() || t.PartitionIndex() < pm.Partitions, nil
+	return b.isPartitioned(ctx, t) || b.declaredPartition(ctx, t), nil
 }
 
 func (b *Broker) postSchemaREST(ctx context.Context, w http.ResponseWriter, r *http.Request, t naming.Topic) error {
