@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -208,5 +209,51 @@ func TestClosedConsumerReturnsNoBufferedMessage(t *testing.T) {
 	cons2 := subscribe(t, cl, topic, "s")
 	if got := receivePayloads(t, cons2, 4); !slices.Equal(got, []string{"m1", "m2", "m3", "m4"}) {
 		t.Fatalf("next consumer got %q, want m1..m4", got)
+	}
+}
+
+// TestAckWithResponsePartOfBatch: acknowledging one message of a batch
+// with a response does not acknowledge its entry: the batch's other
+// messages come back to the next consumer; once all are acknowledged
+// (the last with a response), nothing does.
+func TestAckWithResponsePartOfBatch(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	cl := newClient(t, c)
+	ctx := ctxT(t, time.Minute)
+	topic := uniqueTopic(t, "ack-part-batch")
+	cons := subscribe(t, cl, topic, "s")
+	p := newProducer(t, cl, topic, client.WithBatching(3, 1<<20, time.Hour))
+	for i := range 3 {
+		p.SendAsync(ctx, msg(fmt.Sprintf("b%d", i)), nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m0 := receive(t, cons, 30*time.Second)
+	if m0.ID.BatchSize != 3 {
+		t.Fatalf("first message %v is not in a batch of 3", m0.ID)
+	}
+	if err := cons.AckWithResponse(ctx, m0); err != nil {
+		t.Fatal(err)
+	}
+	cons.Close()
+	cons = subscribe(t, cl, topic, "s")
+	var got []string
+	for range 3 { // the entry comes back whole
+		m := receive(t, cons, 30*time.Second)
+		got = append(got, string(m.Payload))
+		if err := cons.AckWithResponse(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, []string{"b0", "b1", "b2"}) {
+		t.Fatalf("after acknowledging b0 alone: %q, want the batch again", got)
+	}
+	cons.Close()
+	cons = subscribe(t, cl, topic, "s")
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if m, err := cons.Receive(short); err == nil {
+		t.Fatalf("%q came back after the whole batch was acknowledged", m.Payload)
 	}
 }

@@ -658,7 +658,6 @@ func (pc *partitionConsumer) ack(id MessageID, cumulative bool) error {
 	if !pc.cfg.durable {
 		return nil // readers do not acknowledge
 	}
-	key := [2]int64{id.LedgerID, id.EntryID}
 	pc.mu.Lock()
 	if pc.mu.closed {
 		pc.mu.Unlock()
@@ -682,6 +681,20 @@ func (pc *partitionConsumer) ack(id MessageID, cumulative bool) error {
 		return pc.send(&clientpb.ConsumeRequest{Cmd: &clientpb.ConsumeRequest_Ack{Ack: &clientpb.Ack{
 			MessageIds: []*clientpb.MessageId{{LedgerId: id.LedgerID, EntryId: id.EntryID}}, Cumulative: true}}})
 	}
+	done := pc.entryDoneLocked(id)
+	pc.mu.Unlock()
+	if !done {
+		return nil
+	}
+	return pc.send(&clientpb.ConsumeRequest{Cmd: &clientpb.ConsumeRequest_Ack{Ack: &clientpb.Ack{
+		MessageIds: []*clientpb.MessageId{{LedgerId: id.LedgerID, EntryId: id.EntryID}}}}})
+}
+
+// entryDoneLocked records that message id is acknowledged and reports
+// whether its entry now is as a whole: a batch entry once all its messages
+// are, so that the broker is told no sooner. pc.mu must be held.
+func (pc *partitionConsumer) entryDoneLocked(id MessageID) bool {
+	key := [2]int64{id.LedgerID, id.EntryID}
 	if id.BatchSize > 1 {
 		acked := pc.mu.batches[key]
 		if acked == nil {
@@ -693,16 +706,13 @@ func (pc *partitionConsumer) ack(id MessageID, cumulative bool) error {
 		}
 		for _, a := range acked {
 			if !a {
-				pc.mu.Unlock()
-				return nil
+				return false
 			}
 		}
 		delete(pc.mu.batches, key)
 	}
 	delete(pc.mu.unacked, key)
-	pc.mu.Unlock()
-	return pc.send(&clientpb.ConsumeRequest{Cmd: &clientpb.ConsumeRequest_Ack{Ack: &clientpb.Ack{
-		MessageIds: []*clientpb.MessageId{{LedgerId: id.LedgerID, EntryId: id.EntryID}}}}})
+	return true
 }
 
 // request sends a command with a request id and waits for its result.
@@ -727,7 +737,22 @@ func (pc *partitionConsumer) request(ctx context.Context, build func(id uint64) 
 	}
 }
 
+// ackSync acknowledges a message and, when that completes its entry,
+// waits for the broker's answer.
 func (pc *partitionConsumer) ackSync(ctx context.Context, id MessageID) error {
+	if !pc.cfg.durable {
+		return nil // readers do not acknowledge
+	}
+	pc.mu.Lock()
+	if pc.mu.closed {
+		pc.mu.Unlock()
+		return ErrClosed
+	}
+	done := pc.entryDoneLocked(id)
+	pc.mu.Unlock()
+	if !done {
+		return nil
+	}
 	return pc.request(ctx, func(rid uint64) *clientpb.ConsumeRequest {
 		return &clientpb.ConsumeRequest{Cmd: &clientpb.ConsumeRequest_Ack{Ack: &clientpb.Ack{
 			RequestId: rid, MessageIds: []*clientpb.MessageId{{LedgerId: id.LedgerID, EntryId: id.EntryID}}}}}
