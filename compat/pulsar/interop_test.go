@@ -1,6 +1,7 @@
 package pulsarcompat
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -111,5 +112,74 @@ func TestInteropPulsarToStrata(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Strata's SDK received %v, want %v", got, want)
+	}
+}
+
+// TestInteropBatchIndexAck: a batch a Pulsar consumer acknowledged in part
+// (batch-index acknowledgement) comes to Strata's SDK on the same
+// subscription with only the messages left; once the SDK acknowledges
+// those, the entry is done and nothing comes back.
+func TestInteropBatchIndexAck(t *testing.T) {
+	ctx := ctxT(t, time.Minute)
+	pc := newClient(t)
+	topic := topicName(t)
+	o := pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", EnableBatchIndexAcknowledgment: true, AckWithResponse: true,
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest}
+	pcons, err := pc.Subscribe(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := pc.CreateProducer(pulsar.ProducerOptions{Topic: topic, BatchingMaxMessages: 6, BatchingMaxPublishDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	sent := payloads("m", 6)
+	for _, p := range sent {
+		prod.SendAsync(ctx, &pulsar.ProducerMessage{Payload: []byte(p)}, nil)
+	}
+	if err := prod.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for i, m := range receive(t, pcons, 6, false) {
+		if i < 4 {
+			if err := pcons.Ack(m); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			left = append(left, sent[i])
+		}
+	}
+	pcons.Close()
+	sc := newStrataClient(t)
+	scons, err := sc.Subscribe(ctx, topic, "s", strata.WithInitialPosition(strata.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range left {
+		m, err := scons.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(m.Payload))
+		if err := scons.AckWithResponse(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, left) {
+		t.Fatalf("Strata's SDK got %v, want only %v", got, left)
+	}
+	scons.Close()
+	scons, err = sc.Subscribe(ctx, topic, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scons.Close()
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if m, err := scons.Receive(short); err == nil {
+		t.Fatalf("message %q came back after the whole batch was acknowledged", m.Payload)
 	}
 }
