@@ -19,6 +19,7 @@ import (
 	"io"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/strata-mq/strata/api/pulsarpb"
 )
@@ -125,99 +126,14 @@ func checkEntry(b []byte) ([]byte, error) {
 
 const brokerEntryMagic = 0x0e02
 
-// Check reports a command whose type names a sub-command it does not carry.
+// Check reports a command whose type names a sub-command it does not carry
+// (the sub-command's field number is the type's), or a type this package
+// declares no sub-command for.
 func Check(cmd *pulsarpb.BaseCommand) error {
-	if sub := commandOf(cmd); sub == nil {
+	m := cmd.ProtoReflect()
+	fd := m.Descriptor().Fields().ByNumber(protoreflect.FieldNumber(cmd.GetType()))
+	if fd == nil || fd.Message() == nil || !m.Has(fd) {
 		return malformed("command type %s without its %s field", cmd.GetType(), cmd.GetType())
-	}
-	return nil
-}
-
-// commandOf returns the sub-command the type names (nil if absent or the
-// type is one this package does not know).
-func commandOf(c *pulsarpb.BaseCommand) proto.Message {
-	var m proto.Message
-	switch c.GetType() {
-	case pulsarpb.BaseCommand_CONNECT:
-		m = nilIf(c.Connect)
-	case pulsarpb.BaseCommand_CONNECTED:
-		m = nilIf(c.Connected)
-	case pulsarpb.BaseCommand_SUBSCRIBE:
-		m = nilIf(c.Subscribe)
-	case pulsarpb.BaseCommand_PRODUCER:
-		m = nilIf(c.Producer)
-	case pulsarpb.BaseCommand_SEND:
-		m = nilIf(c.Send)
-	case pulsarpb.BaseCommand_SEND_RECEIPT:
-		m = nilIf(c.SendReceipt)
-	case pulsarpb.BaseCommand_SEND_ERROR:
-		m = nilIf(c.SendError)
-	case pulsarpb.BaseCommand_MESSAGE:
-		m = nilIf(c.Message)
-	case pulsarpb.BaseCommand_ACK:
-		m = nilIf(c.Ack)
-	case pulsarpb.BaseCommand_FLOW:
-		m = nilIf(c.Flow)
-	case pulsarpb.BaseCommand_UNSUBSCRIBE:
-		m = nilIf(c.Unsubscribe)
-	case pulsarpb.BaseCommand_SUCCESS:
-		m = nilIf(c.Success)
-	case pulsarpb.BaseCommand_ERROR:
-		m = nilIf(c.Error)
-	case pulsarpb.BaseCommand_CLOSE_PRODUCER:
-		m = nilIf(c.CloseProducer)
-	case pulsarpb.BaseCommand_CLOSE_CONSUMER:
-		m = nilIf(c.CloseConsumer)
-	case pulsarpb.BaseCommand_PRODUCER_SUCCESS:
-		m = nilIf(c.ProducerSuccess)
-	case pulsarpb.BaseCommand_PING:
-		m = nilIf(c.Ping)
-	case pulsarpb.BaseCommand_PONG:
-		m = nilIf(c.Pong)
-	case pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES:
-		m = nilIf(c.RedeliverUnacknowledgedMessages)
-	case pulsarpb.BaseCommand_PARTITIONED_METADATA:
-		m = nilIf(c.PartitionMetadata)
-	case pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE:
-		m = nilIf(c.PartitionMetadataResponse)
-	case pulsarpb.BaseCommand_LOOKUP:
-		m = nilIf(c.LookupTopic)
-	case pulsarpb.BaseCommand_LOOKUP_RESPONSE:
-		m = nilIf(c.LookupTopicResponse)
-	case pulsarpb.BaseCommand_SEEK:
-		m = nilIf(c.Seek)
-	case pulsarpb.BaseCommand_GET_LAST_MESSAGE_ID:
-		m = nilIf(c.GetLastMessageId)
-	case pulsarpb.BaseCommand_GET_LAST_MESSAGE_ID_RESPONSE:
-		m = nilIf(c.GetLastMessageIdResponse)
-	case pulsarpb.BaseCommand_ACTIVE_CONSUMER_CHANGE:
-		m = nilIf(c.ActiveConsumerChange)
-	case pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE:
-		m = nilIf(c.GetTopicsOfNamespace)
-	case pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE_RESPONSE:
-		m = nilIf(c.GetTopicsOfNamespaceResponse)
-	case pulsarpb.BaseCommand_GET_SCHEMA:
-		m = nilIf(c.GetSchema)
-	case pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE:
-		m = nilIf(c.GetSchemaResponse)
-	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
-		m = nilIf(c.AuthChallenge)
-	case pulsarpb.BaseCommand_AUTH_RESPONSE:
-		m = nilIf(c.AuthResponse)
-	case pulsarpb.BaseCommand_ACK_RESPONSE:
-		m = nilIf(c.AckResponse)
-	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA:
-		m = nilIf(c.GetOrCreateSchema)
-	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:
-		m = nilIf(c.GetOrCreateSchemaResponse)
-	}
-	return m
-}
-
-// nilIf returns m as a proto.Message, or nil (not a typed nil) when m is nil.
-func nilIf[T proto.Message](m T) proto.Message {
-	if m.ProtoReflect().IsValid() {
-		return m
 	}
 	return nil
 }
