@@ -27,6 +27,14 @@ func TestSchemaREST(t *testing.T) {
 	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
 	r := rest{t, c.Broker(0).B.HTTPURL()}
 	r.want("PUT", "/admin/v2/persistent/public/default/users", "", 204)
+	ns := "/admin/v2/namespaces/public/default"
+	r.want("GET", ns+"/schemaCompatibilityStrategy", "", 200, `"UNDEFINED"`)
+	r.want("GET", ns+"/isAllowAutoUpdateSchema", "", 200, `true`)
+	r.want("GET", ns+"/schemaValidationEnforced", "", 200, `false`)
+	r.want("PUT", ns+"/schemaCompatibilityStrategy", `"backward"`, 204)
+	r.want("GET", ns+"/schemaCompatibilityStrategy", "", 200, `"BACKWARD"`)
+	r.want("PUT", ns+"/schemaCompatibilityStrategy", `"UNDEFINED"`, 204)
+	r.want("GET", ns+"/schemaCompatibilityStrategy", "", 200, `"UNDEFINED"`)
 	s := "/admin/v2/schemas/public/default/users"
 	r.want("GET", s+"/schema", "", 404, "no schema")
 	r.want("POST", s+"/schema", schemaPayload("AVRO", userV1), 200, `"version":0`)

@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 
@@ -292,65 +293,42 @@ func (h *AdminHandler) permissionRoutes() {
 // schemaPolicyRoutes serve the namespace's schema policies, with Pulsar's
 // paths and defaults.
 func (h *AdminHandler) schemaPolicyRoutes() {
-	h.route(http.MethodGet, nsPath+"/schemaCompatibilityStrategy", tenantAdmin, func(c *call) (any, error) {
-		p, err := c.getPolicies()
-		if err != nil {
-			return nil, err
-		}
-		if p.SchemaCompatibilityStrategy == "" {
-			return string(schema.Undefined), nil
-		}
-		return p.SchemaCompatibilityStrategy, nil
-	})
-	h.route(http.MethodPut, nsPath+"/schemaCompatibilityStrategy", tenantAdmin, func(c *call) (any, error) {
-		var name string
-		if err := c.decode(&name, false); err != nil {
-			return nil, err
-		}
-		st, err := schema.ParseStrategy(name)
-		if err != nil {
-			return nil, errorf(ErrInvalid, "%v", err)
-		}
-		return c.update(func(p *Policies) error {
+	valuePolicy(h, "/schemaCompatibilityStrategy", http.MethodPut,
+		func(p Policies) string { return cmp.Or(p.SchemaCompatibilityStrategy, string(schema.Undefined)) },
+		func(p *Policies, name string) error {
+			st, err := schema.ParseStrategy(name)
+			if err != nil {
+				return errorf(ErrInvalid, "%v", err)
+			}
 			p.SchemaCompatibilityStrategy = string(st)
 			if st == schema.Undefined {
 				p.SchemaCompatibilityStrategy = ""
 			}
 			return nil
 		})
-	})
-	h.route(http.MethodGet, nsPath+"/isAllowAutoUpdateSchema", tenantAdmin, func(c *call) (any, error) {
+	valuePolicy(h, "/isAllowAutoUpdateSchema", http.MethodPost,
+		func(p Policies) bool { return p.IsAllowAutoUpdateSchema == nil || *p.IsAllowAutoUpdateSchema },
+		func(p *Policies, allow bool) error { p.IsAllowAutoUpdateSchema = &allow; return nil })
+	valuePolicy(h, "/schemaValidationEnforced", http.MethodPost,
+		func(p Policies) bool { return p.SchemaValidationEnforced },
+		func(p *Policies, enforced bool) error { p.SchemaValidationEnforced = enforced; return nil })
+}
+
+// valuePolicy serves GET (the value in force, its default when unset) and
+// set (setMethod) of a policy that always has a value.
+func valuePolicy[T any](h *AdminHandler, path, setMethod string, get func(Policies) T, set func(*Policies, T) error) {
+	h.route(http.MethodGet, nsPath+path, tenantAdmin, func(c *call) (any, error) {
 		p, err := c.getPolicies()
 		if err != nil {
 			return nil, err
 		}
-		return p.IsAllowAutoUpdateSchema == nil || *p.IsAllowAutoUpdateSchema, nil
+		return get(p), nil
 	})
-	h.route(http.MethodPost, nsPath+"/isAllowAutoUpdateSchema", tenantAdmin, func(c *call) (any, error) {
-		var allow bool
-		if err := c.decode(&allow, false); err != nil {
+	h.route(setMethod, nsPath+path, tenantAdmin, func(c *call) (any, error) {
+		var v T
+		if err := c.decode(&v, false); err != nil {
 			return nil, err
 		}
-		return c.update(func(p *Policies) error {
-			p.IsAllowAutoUpdateSchema = &allow
-			return nil
-		})
-	})
-	h.route(http.MethodGet, nsPath+"/schemaValidationEnforced", tenantAdmin, func(c *call) (any, error) {
-		p, err := c.getPolicies()
-		if err != nil {
-			return nil, err
-		}
-		return p.SchemaValidationEnforced, nil
-	})
-	h.route(http.MethodPost, nsPath+"/schemaValidationEnforced", tenantAdmin, func(c *call) (any, error) {
-		var enforced bool
-		if err := c.decode(&enforced, false); err != nil {
-			return nil, err
-		}
-		return c.update(func(p *Policies) error {
-			p.SchemaValidationEnforced = enforced
-			return nil
-		})
+		return c.update(func(p *Policies) error { return set(p, v) })
 	})
 }
