@@ -31,10 +31,6 @@ func TestSchemaREST(t *testing.T) {
 	r.want("GET", ns+"/schemaCompatibilityStrategy", "", 200, `"UNDEFINED"`)
 	r.want("GET", ns+"/isAllowAutoUpdateSchema", "", 200, `true`)
 	r.want("GET", ns+"/schemaValidationEnforced", "", 200, `false`)
-	r.want("PUT", ns+"/schemaCompatibilityStrategy", `"backward"`, 204)
-	r.want("GET", ns+"/schemaCompatibilityStrategy", "", 200, `"BACKWARD"`)
-	r.want("PUT", ns+"/schemaCompatibilityStrategy", `"UNDEFINED"`, 204)
-	r.want("GET", ns+"/schemaCompatibilityStrategy", "", 200, `"UNDEFINED"`)
 	s := "/admin/v2/schemas/public/default/users"
 	r.want("GET", s+"/schema", "", 404, "no schema")
 	r.want("POST", s+"/schema", schemaPayload("AVRO", userV1), 200, `"version":0`)
@@ -110,6 +106,11 @@ func TestSchemaRESTBadInput(t *testing.T) {
 	r.want("GET", "/admin/v2/schemas/public/default/nosuch/schema", "", 404)
 	r.want("GET", s+"/schema/abc", "", 400, "schema version")
 	r.want("PUT", "/admin/v2/namespaces/public/default/schemaCompatibilityStrategy", `"SOMETIMES"`, 400, "unknown compatibility strategy")
+	// Names are case-insensitive; UNDEFINED goes back to the default.
+	r.want("PUT", "/admin/v2/namespaces/public/default/schemaCompatibilityStrategy", `"backward"`, 204)
+	r.want("GET", "/admin/v2/namespaces/public/default/schemaCompatibilityStrategy", "", 200, `"BACKWARD"`)
+	r.want("PUT", "/admin/v2/namespaces/public/default/schemaCompatibilityStrategy", `"UNDEFINED"`, 204)
+	r.want("GET", "/admin/v2/namespaces/public/default/schemaCompatibilityStrategy", "", 200, `"UNDEFINED"`)
 	r.want("POST", "/admin/v2/persistent/public/default/t/schemaCompatibilityStrategy", `"SOMETIMES"`, 400, "schemaCompatibilityStrategy")
 	r.want("POST", "/admin/v2/schemas/public/nosuchns/t/schema", schemaPayload("STRING", ""), 404, "namespace")
 }
