@@ -71,6 +71,9 @@ func (t *Topic) subscribe(ctx context.Context, req *clientpb.Subscribe, cc clien
 	if err := t.checkUsable(); err != nil {
 		return nil, nil, err
 	}
+	if err := checkClientMetadata(req.Metadata); err != nil {
+		return nil, nil, err
+	}
 	var sub *Subscription
 	if req.Durable {
 		if err := validSubscription(req.Subscription); err != nil {

@@ -64,6 +64,9 @@ func (t *Topic) addProducer(open *clientpb.ProducerOpen, cc clientConn) (*Produc
 	if err := tenants.ValidateProducerName(open.ProducerName); err != nil {
 		return nil, err
 	}
+	if err := checkClientMetadata(open.Metadata); err != nil {
+		return nil, err
+	}
 	if err := t.checkUsable(); err != nil {
 		return nil, err
 	}
@@ -139,6 +142,22 @@ func (p *Producer) kill(err error) {
 	case p.killed <- err:
 	default:
 	}
+}
+
+// maxClientMetadata bounds the properties a producer or consumer attaches
+// to itself, which the broker keeps for its stats as long as it is
+// connected.
+const maxClientMetadata = 64 << 10
+
+func checkClientMetadata(m map[string]string) error {
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	if n > maxClientMetadata {
+		return fmt.Errorf("%w: properties of %d bytes (at most %d)", errBadRequest, n, maxClientMetadata)
+	}
+	return nil
 }
 
 // publish admits one send (the backlog quota may hold it, the publish rate

@@ -471,3 +471,28 @@ func TestPulsarWireExclusiveModes(t *testing.T) {
 	}
 	waiter.sendOK(5, 0, "mine now")
 }
+
+// TestPulsarWireClientMetadataBound: a producer or consumer whose own
+// properties exceed 64 KiB is refused with the reason (the broker keeps
+// them while it is connected).
+func TestPulsarWireClientMetadataBound(t *testing.T) {
+	c := testcluster.New(t, testcluster.Config{Bookies: 1, Brokers: 1})
+	w := dialWire(t, c.Broker(0).GRPCAddr, nil)
+	w.connect("")
+	big := []*pulsarpb.KeyValue{{Key: proto.String("k"), Value: proto.String(strings.Repeat("x", 65<<10))}}
+	topic := "persistent://public/default/meta"
+	w.send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PRODUCER.Enum(), Producer: &pulsarpb.CommandProducer{
+		Topic: proto.String(topic), ProducerId: proto.Uint64(1), RequestId: proto.Uint64(w.nextReq()), Metadata: big}}, nil)
+	if e := w.must().GetError(); e.GetError() != pulsarpb.ServerError_NotAllowedError || !strings.Contains(e.GetMessage(), "properties of") {
+		t.Fatalf("producer with 65 KiB of properties: %v", e)
+	}
+	w.send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SUBSCRIBE.Enum(), Subscribe: &pulsarpb.CommandSubscribe{
+		Topic: proto.String(topic), Subscription: proto.String("s"), SubType: pulsarpb.CommandSubscribe_Exclusive.Enum(),
+		ConsumerId: proto.Uint64(1), RequestId: proto.Uint64(w.nextReq()), Metadata: big}}, nil)
+	if e := w.must().GetError(); e.GetError() != pulsarpb.ServerError_NotAllowedError || !strings.Contains(e.GetMessage(), "properties of") {
+		t.Fatalf("consumer with 65 KiB of properties: %v", e)
+	}
+	if cmd := w.producer(topic, 2); cmd.GetType() != pulsarpb.BaseCommand_PRODUCER_SUCCESS {
+		t.Fatalf("an ordinary producer after: %v", cmd)
+	}
+}
