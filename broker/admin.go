@@ -1001,11 +1001,11 @@ func (b *Broker) lookupREST(w http.ResponseWriter, r *http.Request) {
 // either form) and its HTTP URL. With TLS the one port speaks TLS, so
 // every URL is the TLS one.
 func (b *Broker) lookupData(bi brokerInfo) map[string]string {
-	plain, secure := pulsarURLs(bi.GRPCURL, b.opts.TLS != nil)
-	if secure != "" {
-		return map[string]string{"brokerUrl": secure, "brokerUrlTls": secure, "nativeUrl": secure, "httpUrl": bi.HTTPURL, "httpUrlTls": bi.HTTPURL}
+	u := b.pulsarURL(bi)
+	if b.opts.TLS != nil {
+		return map[string]string{"brokerUrl": u, "brokerUrlTls": u, "nativeUrl": u, "httpUrl": bi.HTTPURL, "httpUrlTls": bi.HTTPURL}
 	}
-	return map[string]string{"brokerUrl": plain, "nativeUrl": plain, "httpUrl": bi.HTTPURL}
+	return map[string]string{"brokerUrl": u, "nativeUrl": u, "httpUrl": bi.HTTPURL}
 }
 
 func (b *Broker) forwardLookup(r *http.Request, bi brokerInfo, t naming.Topic) (brokerInfo, error) {

@@ -302,13 +302,13 @@ func (pc *pulsarConn) partitionedMetadata(m *pulsarpb.CommandPartitionedTopicMet
 	pc.reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE.Enum(), PartitionMetadataResponse: resp})
 }
 
-// pulsarURLs returns a broker's Pulsar service URLs (plain and TLS) from
-// its gRPC address: both protocols share the port.
-func pulsarURLs(grpcAddr string, tls bool) (plain, secure string) {
-	if tls {
-		return "", "pulsar+ssl://" + grpcAddr
+// pulsarURL returns a broker's Pulsar service URL: its client port (both
+// protocols share it), pulsar+ssl:// when TLS is on (then the only way in).
+func (b *Broker) pulsarURL(bi brokerInfo) string {
+	if b.opts.TLS != nil {
+		return "pulsar+ssl://" + bi.GRPCURL
 	}
-	return "pulsar://" + grpcAddr, ""
+	return "pulsar://" + bi.GRPCURL
 }
 
 // hostPort returns the host:port of a pulsar:// or pulsar+ssl:// URL (a
@@ -337,12 +337,10 @@ func (pc *pulsarConn) lookup(m *pulsarpb.CommandLookupTopic) {
 		resp.Response = pulsarpb.CommandLookupTopicResponse_Failed.Enum()
 		resp.Error, resp.Message = pulsarError(err).Enum(), proto.String(err.Error())
 	} else {
-		plain, secure := pulsarURLs(bi.GRPCURL, pc.b.opts.TLS != nil)
-		if plain != "" {
-			resp.BrokerServiceUrl = proto.String(plain)
-		}
-		if secure != "" {
-			resp.BrokerServiceUrlTls = proto.String(secure)
+		if u := pc.b.pulsarURL(bi); pc.b.opts.TLS != nil {
+			resp.BrokerServiceUrlTls = proto.String(u)
+		} else {
+			resp.BrokerServiceUrl = proto.String(u)
 		}
 		resp.Response = pulsarpb.CommandLookupTopicResponse_Connect.Enum()
 		resp.Authoritative = proto.Bool(true)
