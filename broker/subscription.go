@@ -422,8 +422,12 @@ func (s *Subscription) sendLocked(it replayItem, entry []byte, md *pulsarpb.Mess
 		f.count++
 	}
 	// Permits count every message of the entry: consumers give back the
-	// ones an ack set makes them skip.
-	c.deliver(it.pos, entry, n, s.mu.redeliveries[it.pos], s.cursor.BatchAckSet(it.pos))
+	// ones an ack set makes them skip. Only batches have ack sets.
+	var ackSet []int64
+	if md.IsBatch() {
+		ackSet = s.cursor.BatchAckSet(it.pos)
+	}
+	c.deliver(it.pos, entry, n, s.mu.redeliveries[it.pos], ackSet)
 	s.charge(n, len(entry))
 	return true
 }
