@@ -526,3 +526,43 @@ func TestStatsShowClients(t *testing.T) {
 		t.Fatalf("consumers: %+v", cons)
 	}
 }
+
+// TestReaderSeekByTime: a reader that seeks by time continues at the
+// first message published at or after it, although its client subscribes
+// again with the start id it had (the broker remembers where the seek put
+// it).
+func TestReaderSeekByTime(t *testing.T) {
+	c := newClient(t)
+	topic := topicName(t)
+	produce(t, c, topic, pulsar.ProducerOptions{DisableBatching: true}, payloads("old", 3)...)
+	time.Sleep(50 * time.Millisecond)
+	mark := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	fresh := payloads("new", 3)
+	produce(t, c, topic, pulsar.ProducerOptions{DisableBatching: true}, fresh...)
+	r, err := c.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: pulsar.EarliestMessageID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := ctxT(t, time.Minute)
+	for range 6 {
+		if _, err := r.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.SeekByTime(mark); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 3 {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(m.Payload()))
+	}
+	if !slices.Equal(got, fresh) {
+		t.Fatalf("after seeking by time the reader read %v, want %v", got, fresh)
+	}
+}
