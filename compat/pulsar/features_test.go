@@ -2,7 +2,9 @@ package pulsarcompat
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -564,5 +566,45 @@ func TestReaderSeekByTime(t *testing.T) {
 	}
 	if !slices.Equal(got, fresh) {
 		t.Fatalf("after seeking by time the reader read %v, want %v", got, fresh)
+	}
+}
+
+// TestDeadLetterInitialSubscription: the dead-letter producer's initial
+// subscription exists from its creation, so a consumer that comes later
+// with that subscription (and the default Latest position) still gets
+// what was dead-lettered.
+func TestDeadLetterInitialSubscription(t *testing.T) {
+	c := newClient(t)
+	topic := topicName(t)
+	dlq := topic + "-dlq"
+	cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", Type: pulsar.Shared,
+		NackRedeliveryDelay: 100 * time.Millisecond,
+		DLQ:                 &pulsar.DLQPolicy{MaxDeliveries: 1, DeadLetterTopic: dlq, InitialSubscriptionName: "init"}})
+	produce(t, c, topic, pulsar.ProducerOptions{DisableBatching: true}, "poison")
+	cons.Nack(receive(t, cons, 1, false)[0])
+	ctx := ctxT(t, time.Minute)
+	// Wait until the dead-letter topic holds it, then subscribe at Latest.
+	for {
+		var st struct{ MsgInCounter int64 }
+		resp, err := http.Get(adminURL + "/admin/v2/persistent/public/default/" + dlq[len("persistent://public/default/"):] + "/stats")
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		if st.MsgInCounter == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("nothing reached the dead-letter topic")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	late, err := c.Subscribe(pulsar.ConsumerOptions{Topic: dlq, SubscriptionName: "init"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if m := receive(t, late, 1, true)[0]; string(m.Payload()) != "poison" {
+		t.Fatalf("the initial subscription got %q", m.Payload())
 	}
 }
