@@ -457,6 +457,10 @@ func TestPulsarWireExclusiveModes(t *testing.T) {
 	if cmd := shared.producer(topic, 1); cmd.GetError().GetError() != pulsarpb.ServerError_ProducerBusy {
 		t.Fatalf("the fenced producer coming back: %v", cmd)
 	}
+	producerWith(shared, 2, pulsarpb.ProducerAccessMode_Exclusive)
+	if cmd := shared.must(); cmd.GetError().GetError() != pulsarpb.ServerError_ProducerFenced {
+		t.Fatalf("an Exclusive producer while another holds the topic: %v, want ProducerFenced", cmd)
+	}
 	waiter := dialWire(t, addr, nil)
 	waiter.connect("")
 	req := producerWith(waiter, 5, pulsarpb.ProducerAccessMode_WaitForExclusive)
